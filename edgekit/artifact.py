@@ -1,0 +1,182 @@
+"""The artifact directory: model file(s), tokenizer files and ``manifest.json``.
+
+This module is shared by the conversion pipeline (which writes artifacts) and the slim
+runtime (which loads them), so it must stay torch-free: standard library only.
+
+Writing is atomic: files go into a temporary directory next to the destination, which is
+renamed into place only once the manifest (with the sha256 of every file) is complete.
+A previous artifact under the same name is replaced only after the new one is whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import ArtifactError
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name: int64, float32 ...
+    shape: list[str | int]  # symbolic names are dynamic axes, e.g. ["batch", "sequence"]
+
+
+@dataclass
+class Manifest:
+    """Everything a runtime (in any language) needs to load and feed the model.
+
+    ``docs/artifact-format.md`` is the human description of these fields; keep both in step.
+    """
+
+    task: str
+    labels: list[str]
+    engine: str  # "onnxruntime"
+    precision: str  # "fp32", "fp16", "int8"
+    model_file: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    tokenizer: dict[str, Any]  # {"file": "tokenizer.json", "max_length": 128, ...}
+    source: dict[str, Any]
+    recipe_hash: str
+    edgekit_version: str
+    target: str | None = None
+    exporter: str | None = None
+    parity: dict[str, Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ArtifactError(
+                f"Artifact format version {version!r} is not supported by this edgekit "
+                f"(it reads version {FORMAT_VERSION}). Re-export the model with this version."
+            )
+        try:
+            fields = dict(data)
+            fields["inputs"] = [TensorSpec(**spec) for spec in data["inputs"]]
+            fields["outputs"] = [TensorSpec(**spec) for spec in data["outputs"]]
+            return cls(**fields)
+        except (KeyError, TypeError) as exc:
+            raise ArtifactError(f"manifest.json is malformed: {exc}") from exc
+
+    def label_for(self, index: int) -> str:
+        return self.labels[index]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hash_directory(root: Path) -> dict[str, str]:
+    """sha256 of every regular file below ``root`` except the manifest, keyed by POSIX path."""
+    hashes: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name != MANIFEST_NAME:
+            hashes[path.relative_to(root).as_posix()] = sha256_file(path)
+    return hashes
+
+
+def read_manifest(artifact_dir: Path | str) -> Manifest:
+    root = Path(artifact_dir)
+    path = root / MANIFEST_NAME
+    if not root.is_dir():
+        raise ArtifactError(f"Artifact directory {root} does not exist. Pass the folder `edgekit convert` wrote.")
+    if not path.is_file():
+        raise ArtifactError(
+            f"{root} has no {MANIFEST_NAME}, so it is not an edgekit artifact. "
+            "Create one with `edgekit convert`."
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); the artifact is damaged, re-export it.") from exc
+    return Manifest.from_dict(data)
+
+
+def verify_files(artifact_dir: Path | str, manifest: Manifest) -> None:
+    """Refuse an artifact whose files do not match the sha256 recorded in its manifest."""
+    root = Path(artifact_dir)
+    if not manifest.files:
+        raise ArtifactError(f"{root}/{MANIFEST_NAME} lists no file hashes; re-export the artifact.")
+    problems: list[str] = []
+    for rel, expected in manifest.files.items():
+        path = root / rel
+        if not path.is_file():
+            problems.append(f"{rel} is missing")
+        elif sha256_file(path) != expected:
+            problems.append(f"{rel} does not match its sha256 in the manifest")
+    if problems:
+        raise ArtifactError(
+            f"Artifact {root} failed its integrity check: {'; '.join(problems)}. "
+            "A file was changed or replaced after packaging; re-export the artifact "
+            "rather than editing it in place."
+        )
+
+
+def load_manifest(artifact_dir: Path | str, verify: bool = True) -> Manifest:
+    manifest = read_manifest(artifact_dir)
+    if verify:
+        verify_files(artifact_dir, manifest)
+    return manifest
+
+
+@contextlib.contextmanager
+def atomic_directory(destination: Path | str) -> Iterator[Path]:
+    """Yield a temporary directory that replaces ``destination`` only if the block succeeds.
+
+    On any exception the temporary directory is removed and ``destination`` is untouched.
+    """
+    final = Path(destination)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    backup: Path | None = None
+    if final.exists():
+        backup = final.parent / f".{final.name}.old-{os.getpid()}"
+        shutil.rmtree(backup, ignore_errors=True)
+        final.rename(backup)
+    try:
+        staging.rename(final)
+    except BaseException:
+        if backup is not None:
+            backup.rename(final)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def seal(staging_dir: Path, manifest: Manifest) -> Manifest:
+    """Hash every file in ``staging_dir`` into the manifest and write ``manifest.json``."""
+    manifest.files = hash_directory(staging_dir)
+    (staging_dir / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+    return manifest

@@ -1,0 +1,30 @@
+"""Export a loaded PyTorch model to ONNX, behind one interface for every exporter.
+
+``optimum`` (default) uses Optimum's exporter, whose graphs ONNX Runtime fuses fully
+(Attention, EmbedLayerNorm, SkipLayerNorm). ``dynamo`` uses ``torch.onnx.export(dynamo=True)``,
+kept so the project can move when the TorchScript-based exporter is retired.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.export.graph import ExportedGraph, describe_onnx
+from edgekit.recipe import ExportSpec
+from edgekit.sources import LoadedSource
+
+__all__ = ["ExportedGraph", "export_onnx"]
+
+
+def export_onnx(source: LoadedSource, workdir: Path, spec: ExportSpec) -> ExportedGraph:
+    """Write ``model.onnx`` (dynamic batch and sequence axes) into ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if spec.exporter == "optimum":
+        from edgekit.export.onnx_optimum import export_with_optimum
+
+        model_path = export_with_optimum(source, workdir, spec.opset)
+    else:
+        from edgekit.export.onnx_dynamo import export_with_dynamo
+
+        model_path = export_with_dynamo(source, workdir, spec.opset)
+    return describe_onnx(model_path, exporter=spec.exporter)

@@ -1,0 +1,106 @@
+"""Parity: does the packaged artifact, run by the edgekit runtime, match PyTorch?
+
+The comparison covers the whole path a device will take: the artifact's own tokenizer
+file and the ONNX graph under ONNX Runtime, against the transformers tokenizer and the
+PyTorch model, on real texts of several lengths in several (padded) batch sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.sources import LoadedSource
+
+# Used when the recipe gives no data: plain sentences of very different lengths.
+PROBE_TEXTS = [
+    "ok",
+    "turn it off",
+    "This is a short sentence.",
+    "What will the weather be like in Lisbon tomorrow afternoon?",
+    "I could not put this book down; the characters felt real and the ending surprised me.",
+    "Please remind me to call the plumber about the leaking kitchen tap before noon on Friday, "
+    "and add washers and a new cartridge to the shopping list so I remember to pick them up.",
+    "The quarterly report shows revenue up 4% while costs fell, although analysts warn that "
+    "supply-chain delays, currency swings and a slower holiday season could erase those gains "
+    "before the end of the fiscal year, which has prompted the board to revisit its outlook.",
+    "Ünïcödé, emojis 🙂 and numbers like 3.14159 should tokenize the same way everywhere.",
+]
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    max_abs_diff: float
+    mean_abs_diff: float
+    atol: float
+    label_agreement: float
+    texts: int
+    batch_sizes: list[int]
+    token_lengths: list[int]  # [shortest, longest] after tokenization
+    tokenizer_mismatches: int  # texts whose token ids differ between the two tokenizers
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.atol and self.tokenizer_mismatches == 0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def pick_parity_texts(texts: list[str], n: int) -> list[str]:
+    """``n`` texts spread evenly over the length range, so short and long inputs are both tried."""
+    unique = sorted(set(texts), key=len)
+    if len(unique) <= n:
+        return unique
+    positions = np.linspace(0, len(unique) - 1, n).round().astype(int)
+    return [unique[i] for i in positions]
+
+
+def check_parity(
+    source: LoadedSource, artifact_dir: Path, texts: list[str], batch_sizes: list[int], atol: float
+) -> ParityReport:
+    import torch
+
+    from edgekit.runtime import EdgeModel
+
+    edge = EdgeModel.load(artifact_dir, verify=True)
+    max_length = edge.manifest.tokenizer["max_length"]
+    diffs: list[np.ndarray] = []
+    agree = total = mismatches = 0
+    lengths: list[int] = []
+    for batch_size in batch_sizes:
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start : start + batch_size]
+            encoded = source.tokenizer(
+                batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            )
+            with torch.inference_mode():
+                reference = source.model(**encoded).logits.float().numpy()
+            runtime_feed = edge._preprocess(batch)
+            mismatches += _count_token_mismatches(encoded, runtime_feed)
+            candidate = edge.logits(batch)
+            diffs.append(np.abs(candidate - reference).ravel())
+            agree += int((candidate.argmax(-1) == reference.argmax(-1)).sum())
+            total += len(batch)
+            lengths.extend(int(n) for n in encoded["attention_mask"].sum(-1))
+    all_diffs = np.concatenate(diffs)
+    return ParityReport(
+        max_abs_diff=float(all_diffs.max()),
+        mean_abs_diff=float(all_diffs.mean()),
+        atol=atol,
+        label_agreement=agree / total,
+        texts=len(texts),
+        batch_sizes=list(batch_sizes),
+        token_lengths=[min(lengths), max(lengths)],
+        tokenizer_mismatches=mismatches,
+    )
+
+
+def _count_token_mismatches(reference: dict, runtime_feed: dict[str, np.ndarray]) -> int:
+    ref_ids = reference["input_ids"].numpy()
+    run_ids = runtime_feed["input_ids"]
+    if ref_ids.shape != run_ids.shape:
+        return ref_ids.shape[0]
+    return int((ref_ids != run_ids).any(axis=1).sum())

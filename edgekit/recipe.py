@@ -1,0 +1,108 @@
+"""Recipes: one YAML file (or the CLI flags that stand for one) describing a conversion.
+
+    model: ./my-finetuned-bert          # HF checkpoint directory or hub id
+    task: text-classification
+    out: artifacts/my-model
+    target: raspberry-pi-5
+    data: {path: data/dev.tsv}          # real inputs for the parity check
+    export: {exporter: optimum}
+    parity: {atol: 1.0e-4}
+
+Relative paths in a recipe file are resolved against the file's folder, so a recipe
+runs the same from any working directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgekit.errors import RecipeError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Strict):
+    path: Path
+    text_column: str = "text"
+    label_column: str | None = "label"
+    format: Literal["tsv", "csv", "jsonl"] | None = None
+
+
+class ExportSpec(_Strict):
+    exporter: Literal["optimum", "dynamo"] = "optimum"
+    opset: int | None = Field(None, ge=11, description="None: the exporter's default for the model")
+    max_length: int | None = Field(
+        None, ge=8, description="truncation length recorded for the runtime; None: the model's maximum"
+    )
+
+
+class ParitySpec(_Strict):
+    atol: float = Field(1e-4, gt=0, description="max abs logit difference allowed vs PyTorch")
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 4], min_length=1)
+    samples: int = Field(16, ge=1, description="number of real texts to compare on")
+
+
+class Recipe(_Strict):
+    model: str = Field(description="HF checkpoint directory or hub id")
+    task: Literal["text-classification"] = "text-classification"
+    out: Path | None = None
+    target: str = "host"
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
+    trust_remote_code: bool = False
+    data: DataSpec | None = None
+    export: ExportSpec = Field(default_factory=ExportSpec)
+    parity: ParitySpec = Field(default_factory=ParitySpec)
+
+    def content_hash(self) -> str:
+        """sha256 of the validated recipe, so an artifact can name exactly what made it."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def resolved(self, base: Path) -> Recipe:
+        """Resolve relative paths against ``base`` (the recipe file's folder)."""
+        updates: dict = {}
+        if self.out is not None and not self.out.is_absolute():
+            updates["out"] = base / self.out
+        model_path = base / self.model
+        if not Path(self.model).is_absolute() and model_path.exists():
+            updates["model"] = str(model_path)
+        if self.data is not None and not self.data.path.is_absolute():
+            updates["data"] = self.data.model_copy(update={"path": base / self.data.path})
+        return self.model_copy(update=updates)
+
+
+def format_validation_error(origin: str, err: ValidationError) -> str:
+    lines = [f"{origin} is invalid:"]
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  - {where}: {item['msg']}")
+    lines.append("See docs/recipes.md for every field a recipe takes.")
+    return "\n".join(lines)
+
+
+def build_recipe(fields: dict, origin: str = "The recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(fields)
+    except ValidationError as exc:
+        raise RecipeError(format_validation_error(origin, exc)) from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    file = Path(path)
+    if not file.is_file():
+        raise RecipeError(f"Recipe file {file} does not exist.")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"Recipe {file} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"Recipe {file} must be a YAML mapping with at least a `model:` field.")
+    return build_recipe(raw, origin=f"Recipe {file}").resolved(file.parent.resolve())

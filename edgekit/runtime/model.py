@@ -1,0 +1,92 @@
+"""``EdgeModel``: load an artifact and predict. The one API a device app needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.artifact import Manifest, load_manifest
+from edgekit.errors import InputError
+from edgekit.runtime.engines import Engine, create_engine
+from edgekit.runtime.preprocess import TextPreprocessor
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    label_id: int
+    scores: tuple[float, ...]  # softmax probabilities, in the order of ``EdgeModel.labels``
+
+    @property
+    def confidence(self) -> float:
+        return self.scores[self.label_id]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class EdgeModel:
+    """A loaded artifact. Safe to share between threads: inference holds no mutable state."""
+
+    def __init__(self, root: Path, manifest: Manifest, engine: Engine, preprocess: TextPreprocessor):
+        self.root = root
+        self.manifest = manifest
+        self._engine = engine
+        self._preprocess = preprocess
+
+    @classmethod
+    def load(cls, artifact_dir: str | Path, threads: int | None = None, verify: bool = True) -> EdgeModel:
+        """Load an artifact directory written by ``edgekit convert``.
+
+        ``threads`` sets the engine's intra-op threads (``None``: the engine's default).
+        ``verify`` checks every file against the sha256 in the manifest and refuses a mismatch.
+        """
+        root = Path(artifact_dir)
+        manifest = load_manifest(root, verify=verify)
+        engine = create_engine(manifest.engine, root / manifest.model_file, threads)
+        preprocess = TextPreprocessor(
+            root / manifest.tokenizer["file"], manifest.tokenizer, [spec.name for spec in manifest.inputs]
+        )
+        return cls(root, manifest, engine, preprocess)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest.labels)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw model outputs for a batch, shape (len(texts), num_labels)."""
+        batch = _check_texts(texts)
+        return self._engine.run(self._preprocess(batch))
+
+    def predict(self, text: str) -> Prediction:
+        return self.predict_batch([text])[0]
+
+    def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predict a batch; it is padded to its longest text, not to a fixed length."""
+        probabilities = _softmax(self.logits(texts).astype(np.float64))
+        labels = self.manifest.labels
+        results = []
+        for row in probabilities:
+            best = int(row.argmax())
+            results.append(Prediction(labels[best], best, tuple(float(p) for p in row)))
+        return results
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise InputError("predict_batch takes a list of texts; for one text call predict(text).")
+    batch = list(texts)
+    if not batch:
+        raise InputError("predict_batch got an empty list; pass at least one text.")
+    for index, text in enumerate(batch):
+        if not isinstance(text, str):
+            raise InputError(f"Input {index} is a {type(text).__name__}, not a str; pass text.")
+        if not text.strip():
+            raise InputError(f"Input {index} is empty or whitespace; pass some text to classify.")
+    return batch

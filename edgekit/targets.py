@@ -1,0 +1,205 @@
+"""Target device profiles: what a device is, which engines it runs, and what it must meet.
+
+A profile lives in ``targets/<name>.yaml``. It is validated by pydantic so that a typo
+names the field instead of failing later in a benchmark. The special profile ``host``
+has ``detect: true``: its CPU facts are read from the running machine at load time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgekit.errors import TargetError
+from edgekit.hostinfo import detect_host
+
+KNOWN_ISA_FEATURES = frozenset(
+    {
+        # x86
+        "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
+        "avx_vnni", "avx512_bf16", "amx", "amx_int8",
+        # Arm
+        "neon", "dotprod", "i8mm", "bf16", "sve", "sve2", "fp16",
+    }
+)  # fmt: skip
+
+DeviceClass = Literal["phone", "board", "box", "jetson", "desktop", "server", "host"]
+Precision = Literal["fp32", "fp16", "int8"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineChoice(_Strict):
+    """One inference engine, with its execution providers / device in order of preference."""
+
+    engine: Literal["onnxruntime", "openvino"]
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    device: str | None = Field(None, description="OpenVINO device name (CPU, GPU, NPU)")
+
+
+class QuantizationPrefs(_Strict):
+    format: Literal["QDQ", "QOperator"] = "QOperator"
+    per_channel: bool = True
+    # Needed where the ISA lacks VNNI-style instructions and saturates u8*s8 sums.
+    reduce_range: bool = False
+
+
+class PrecisionPrefs(_Strict):
+    preferred: list[Precision] = Field(default_factory=lambda: ["int8", "fp32"], min_length=1)
+    quantization: QuantizationPrefs = Field(default_factory=QuantizationPrefs)
+
+
+class Budgets(_Strict):
+    """Limits a variant must meet on this device; ``None`` means no limit."""
+
+    p95_latency_ms: float | None = Field(None, gt=0)
+    peak_ram_mb: float | None = Field(None, gt=0)
+    model_mb: float | None = Field(None, gt=0)
+    max_accuracy_drop: float | None = Field(1.0, ge=0, description="accuracy points")
+
+
+class BenchmarkShapes(_Strict):
+    batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    sequence_lengths: list[int] = Field(default_factory=lambda: [16, 64, 128], min_length=1)
+
+
+class Emulation(_Strict):
+    """How a host can imitate this device: fewer threads, pinned cores, less memory."""
+
+    threads: int | None = Field(None, ge=1)
+    cpu_affinity: list[int] | None = None
+    memory_cap_mb: int | None = Field(None, ge=64)
+
+
+class CostModel(_Strict):
+    """Datasheet figures for estimates; each is a peak, not a measurement."""
+
+    peak_gflops: dict[Precision, float] = Field(default_factory=dict)
+    memory_bandwidth_gbs: float | None = Field(None, gt=0)
+
+
+class TargetProfile(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    display_name: str
+    device_class: DeviceClass
+    arch: Literal["x86_64", "aarch64", "armv7"]
+    cpu: str
+    cores: int = Field(ge=1)
+    isa_features: list[str] = Field(default_factory=list)
+    ram_mb: int = Field(ge=64)
+    accelerators: list[str] = Field(default_factory=list)
+    engines: list[EngineChoice] = Field(min_length=1)
+    threads: int = Field(ge=1)
+    precision: PrecisionPrefs = Field(default_factory=PrecisionPrefs)
+    budgets: Budgets = Field(default_factory=Budgets)
+    benchmark: BenchmarkShapes = Field(default_factory=BenchmarkShapes)
+    emulation: Emulation = Field(default_factory=Emulation)
+    cost_model: CostModel = Field(default_factory=CostModel)
+    sources: list[str] = Field(default_factory=list, description="where the figures come from")
+    detect: bool = Field(False, description="fill CPU facts from the running machine")
+
+    @model_validator(mode="after")
+    def _check(self) -> TargetProfile:
+        unknown = sorted(set(self.isa_features) - KNOWN_ISA_FEATURES)
+        if unknown:
+            raise ValueError(
+                f"isa_features has unknown names {unknown}; use some of {sorted(KNOWN_ISA_FEATURES)}"
+            )
+        if self.threads > self.cores:
+            raise ValueError(f"threads ({self.threads}) cannot exceed cores ({self.cores})")
+        return self
+
+    @property
+    def is_host(self) -> bool:
+        return self.detect
+
+
+def _repo_targets_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "targets"
+
+
+def targets_dirs() -> list[Path]:
+    """Where profiles are looked up, first match wins.
+
+    ``$EDGEKIT_TARGETS_DIR`` (a user's own profiles), then the checkout's ``targets/``
+    (editable installs), then the copy packaged inside the wheel.
+    """
+    dirs: list[Path] = []
+    if env := os.environ.get("EDGEKIT_TARGETS_DIR"):
+        dirs.append(Path(env))
+    dirs.append(_repo_targets_dir())
+    dirs.append(Path(__file__).resolve().parent / "_targets")
+    return [d for d in dirs if d.is_dir()]
+
+
+def list_targets() -> list[str]:
+    names: set[str] = set()
+    for directory in targets_dirs():
+        names.update(p.stem for p in directory.glob("*.yaml"))
+    return sorted(names)
+
+
+def _find(name_or_path: str) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"}:
+        if candidate.is_file():
+            return candidate
+        raise TargetError(f"Target profile file {candidate} does not exist.")
+    for directory in targets_dirs():
+        path = directory / f"{name_or_path}.yaml"
+        if path.is_file():
+            return path
+    known = ", ".join(list_targets()) or "(none found)"
+    raise TargetError(
+        f"Unknown target '{name_or_path}'. Known targets: {known}. "
+        "Run `edgekit targets list`, or pass a path to a profile YAML."
+    )
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    lines = [f"Target profile {path} is invalid:"]
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  - {where}: {item['msg']}")
+    lines.append("See docs/targets.md for the fields a profile takes.")
+    return "\n".join(lines)
+
+
+def load_target(name_or_path: str = "host") -> TargetProfile:
+    """Load and validate a profile by name (``raspberry-pi-5``) or by YAML path."""
+    path = _find(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TargetError(f"Target profile {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise TargetError(f"Target profile {path} must be a YAML mapping of fields.")
+    if raw.get("name") not in (None, path.stem):
+        raise TargetError(f"Target profile {path} has name '{raw['name']}'; it must match the file name '{path.stem}'.")
+    raw.setdefault("name", path.stem)
+    if raw.get("detect"):
+        raw = _fill_from_host(raw)
+    try:
+        return TargetProfile.model_validate(raw)
+    except ValidationError as exc:
+        raise TargetError(_format_validation_error(path, exc)) from None
+
+
+def _fill_from_host(raw: dict) -> dict:
+    """For ``detect: true`` profiles, facts about the CPU come from the machine, not the file."""
+    host = detect_host()
+    filled = dict(raw)
+    filled["arch"] = host.arch if host.arch in {"x86_64", "aarch64", "armv7"} else raw.get("arch")
+    filled["cpu"] = host.cpu_model
+    filled["cores"] = host.usable_cores
+    filled["isa_features"] = [f for f in host.isa_features if f in KNOWN_ISA_FEATURES]
+    if host.ram_mb:
+        filled["ram_mb"] = host.ram_mb
+    filled["threads"] = min(int(raw.get("threads", host.usable_cores)), host.usable_cores)
+    return filled
