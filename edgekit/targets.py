@@ -202,4 +202,11 @@ def _fill_from_host(raw: dict) -> dict:
     if host.ram_mb:
         filled["ram_mb"] = host.ram_mb
     filled["threads"] = min(int(raw.get("threads", host.usable_cores)), host.usable_cores)
+    # Without VNNI, x86 u8*s8 products can saturate 16-bit sums: quantize with reduce_range.
+    has_vnni = bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(host.isa_features))
+    precision = dict(raw.get("precision") or {})
+    quantization = dict(precision.get("quantization") or {})
+    quantization["reduce_range"] = host.arch == "x86_64" and not has_vnni
+    precision["quantization"] = quantization
+    filled["precision"] = precision
     return filled
