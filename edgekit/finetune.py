@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,6 +118,12 @@ def finetune_classifier(
         else None
     )
 
+    class ProgressBarOnly(transformers.trainer_callback.ProgressCallback):
+        """Trainer's progress bar without the metric dicts it prints after each log event."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
     def accuracy(prediction) -> dict[str, float]:
         return {"accuracy": float((np.argmax(prediction.predictions, -1) == prediction.label_ids).mean())}
 
@@ -146,14 +153,14 @@ def finetune_classifier(
             data_collator=transformers.DataCollatorWithPadding(tokenizer),
             compute_metrics=accuracy,
         )
+        trainer.remove_callback(transformers.trainer_callback.ProgressCallback)
+        trainer.add_callback(ProgressBarOnly())
         started = time.perf_counter()
         output = trainer.train()
         seconds = time.perf_counter() - started
         eval_accuracy = trainer.evaluate()["eval_accuracy"] if eval_set is not None else None
         trainer.save_model(str(staging))
         tokenizer.save_pretrained(str(staging))
-        import shutil
-
         shutil.rmtree(staging / "_trainer", ignore_errors=True)
         record = {
             "cache_key": key,

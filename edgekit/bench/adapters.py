@@ -1,0 +1,95 @@
+"""What the worker can time: an edgekit artifact (via the runtime) or a PyTorch checkpoint.
+
+Each adapter is constructed inside the worker process, so that imports, loading and
+threads belong to the variant being measured and to nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+
+class Adapter(Protocol):
+    engine: str
+    precision: str
+    labels: list[str]
+
+    def predict_one(self, text: str) -> int: ...
+
+    def predict_many(self, texts: list[str]) -> list[int]: ...
+
+    def tokenize_one(self, text: str) -> object: ...
+
+    def size_mb(self) -> float: ...
+
+
+def _dir_size_mb(paths: list[Path]) -> float:
+    return sum(p.stat().st_size for p in paths if p.is_file()) / 2**20
+
+
+class ArtifactAdapter:
+    """An edgekit artifact through ``EdgeModel``: what a device app runs."""
+
+    def __init__(self, path: Path, threads: int):
+        from edgekit.runtime import EdgeModel
+
+        self._model = EdgeModel.load(path, threads=threads)
+        manifest = self._model.manifest
+        self.engine, self.precision, self.labels = manifest.engine, manifest.precision, manifest.labels
+        self._path = path
+
+    def predict_one(self, text: str) -> int:
+        return self._model.predict(text).label_id
+
+    def predict_many(self, texts: list[str]) -> list[int]:
+        return [p.label_id for p in self._model.predict_batch(texts)]
+
+    def tokenize_one(self, text: str) -> object:
+        return self._model._preprocess([text])
+
+    def size_mb(self) -> float:
+        return _dir_size_mb([self._path / self._model.manifest.model_file])
+
+
+class PyTorchAdapter:
+    """A Hugging Face checkpoint run eagerly by PyTorch in fp32: the usual baseline."""
+
+    def __init__(self, path: Path, threads: int, max_length: int = 128):
+        import torch
+        import transformers
+
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self._tokenizer = transformers.AutoTokenizer.from_pretrained(path, use_fast=True)
+        self._model = transformers.AutoModelForSequenceClassification.from_pretrained(path).eval()
+        self._max_length = max_length
+        config = self._model.config
+        self.engine, self.precision = "pytorch", "fp32"
+        self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        self._path = path
+
+    def _encode(self, texts: list[str]):
+        return self._tokenizer(
+            texts, padding=True, truncation=True, max_length=self._max_length, return_tensors="pt"
+        )
+
+    def predict_one(self, text: str) -> int:
+        with self._torch.inference_mode():
+            logits = self._model(**self._encode([text])).logits
+        return int(logits.softmax(-1).argmax(-1)[0])
+
+    def predict_many(self, texts: list[str]) -> list[int]:
+        with self._torch.inference_mode():
+            logits = self._model(**self._encode(texts)).logits
+        return [int(i) for i in logits.argmax(-1)]
+
+    def tokenize_one(self, text: str) -> object:
+        return self._encode([text])
+
+    def size_mb(self) -> float:
+        return _dir_size_mb([self._path / "model.safetensors", self._path / "pytorch_model.bin"])
+
+
+ADAPTERS: dict[str, Callable[[Path, int], Adapter]] = {"artifact": ArtifactAdapter, "pytorch": PyTorchAdapter}

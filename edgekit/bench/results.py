@@ -1,0 +1,63 @@
+"""The benchmark results file: a versioned JSON document that reports are rendered from."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+from edgekit.hostinfo import detect_host
+
+SCHEMA = "edgekit.bench/1"
+_LIBRARIES = ("onnxruntime", "numpy", "tokenizers", "torch", "transformers", "optimum", "openvino")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def environment() -> dict[str, Any]:
+    return {"host": detect_host().to_dict(), "libraries": library_versions(), "edgekit": __version__}
+
+
+def new_document(target: dict[str, Any], settings: dict[str, Any], variants: list[dict]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "target": target,
+        "settings": settings,
+        "variants": variants,
+    }
+
+
+def write_results(document: dict[str, Any], path: Path) -> None:
+    """Write atomically, so a crash never leaves a half-written results file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        json.dump(document, stream, indent=2)
+        stream.write("\n")
+    os.replace(temp, path)
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EdgekitError(f"Cannot read benchmark results {path}: {exc}") from None
+    if document.get("schema") != SCHEMA:
+        raise EdgekitError(f"{path} is not an edgekit results file of schema {SCHEMA} (found {document.get('schema')!r}).")
+    return document

@@ -1,0 +1,248 @@
+"""The ``edgekit`` command line: one sub-command per verb.
+
+Heavy libraries (torch, transformers, optimum) are imported inside the commands that
+need them, so ``edgekit bench`` and ``edgekit targets`` work with the runtime install only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from edgekit.errors import EdgekitError, RecipeError
+
+app = typer.Typer(
+    name="edgekit",
+    help="Take a fine-tuned model to an edge device and prove how fast and accurate it is there.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
+)
+targets_app = typer.Typer(help="Inspect device target profiles (targets/*.yaml).", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
+
+# Wide enough for the result tables when the output is a pipe or a CI log (rich's default is 80).
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+F = TypeVar("F", bound=Callable)
+
+
+def user_errors(func: F) -> F:
+    """Print an EdgekitError as one clear message (no traceback) and exit non-zero."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except EdgekitError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def quickstart(
+    out: Annotated[Path, typer.Option(help="Folder for the teacher, the artifact and the report.")] = Path(
+        "edgekit-quickstart"
+    ),
+    threads: Annotated[int | None, typer.Option(help="Threads per variant (default: min(2, cores)).")] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Alternating benchmark rounds.")] = 3,
+    runs: Annotated[int, typer.Option(min=10, help="Timed batch-1 runs per variant and round.")] = 200,
+    epochs: Annotated[float, typer.Option(min=0.1, help="Fine-tuning epochs for the demo teacher.")] = 5.0,
+    force: Annotated[bool, typer.Option(help="Rebuild the artifact even if it is up to date.")] = False,
+) -> None:
+    """Build a real intent classifier on built-in demo data and take it through the pipeline.
+
+    Fine-tunes all-MiniLM-L6-v2 on demo assistant commands, exports it to ONNX, checks parity,
+    packages an artifact, and benchmarks PyTorch fp32 against it on the held-out split.
+    No network needed; a second run reuses what the first one built.
+
+    **Example:** `edgekit quickstart --out /tmp/qs`
+    """
+    from edgekit.bench.report import rich_table
+    from edgekit.finetune import FinetuneConfig
+    from edgekit.progress import ConsoleReporter
+    from edgekit.quickstart import run_quickstart
+
+    result = run_quickstart(
+        out, threads, rounds, runs, FinetuneConfig(epochs=epochs), ConsoleReporter(err_console), force
+    )
+    console.print(rich_table(result.document))
+    parity = result.conversion.manifest.parity or {}
+    console.print(
+        f"Parity of the ONNX artifact vs PyTorch: max |Δlogit| {parity.get('max_abs_diff', float('nan')):.2e} "
+        f"on {parity.get('texts')} held-out texts.\n"
+        f"Artifact: {result.conversion.artifact_dir}\nReport:   {result.report_path}\nResults:  {result.results_path}\n"
+        f"Try it:   python -c \"from edgekit.runtime import EdgeModel; "
+        f"print(EdgeModel.load('{result.conversion.artifact_dir}').predict('turn off the lights'))\""
+    )
+
+
+@app.command()
+@user_errors
+def convert(
+    recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML; flags below override its fields.")] = None,
+    model: Annotated[str | None, typer.Option(help="HF checkpoint directory or hub id.")] = None,
+    task: Annotated[str | None, typer.Option(help="Task (text-classification).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Artifact folder to write.")] = None,
+    target: Annotated[str | None, typer.Option(help="Target profile name or YAML path.")] = None,
+    data: Annotated[Path | None, typer.Option(help="TSV/CSV/JSONL with a `text` column: real parity inputs.")] = None,
+    exporter: Annotated[str | None, typer.Option(help="optimum (default) or dynamo.")] = None,
+    atol: Annotated[float | None, typer.Option(help="Max abs logit difference allowed (default 1e-4).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Truncation length for the runtime.")] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag, commit).")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even if the artifact is up to date.")] = False,
+) -> None:
+    """Convert a fine-tuned model into an artifact: ONNX export, parity gate, manifest.
+
+    **Examples:**
+
+    `edgekit convert recipe.yaml`
+
+    `edgekit convert --model ./my-bert --task text-classification --out artifacts/my-bert --data dev.tsv`
+    """
+    from edgekit.pipeline import convert as run_convert
+    from edgekit.progress import ConsoleReporter
+    from edgekit.recipe import build_recipe, load_recipe
+
+    fields: dict = load_recipe(recipe).model_dump(exclude_unset=True) if recipe else {}
+    overrides = {"model": model, "task": task, "out": out, "target": target, "revision": revision}
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    if data is not None:
+        fields["data"] = {"path": data}
+    if exporter is not None or max_length is not None:
+        fields["export"] = {**fields.get("export", {}), **_given(exporter=exporter, max_length=max_length)}
+    if atol is not None:
+        fields["parity"] = {**fields.get("parity", {}), "atol": atol}
+    if "model" not in fields:
+        raise RecipeError("Say which model to convert: pass a recipe file or --model PATH_OR_HUB_ID.")
+    result = run_convert(build_recipe(fields, origin="The conversion settings"), ConsoleReporter(err_console), force)
+    manifest = result.manifest
+    verb = "Reused" if result.reused else "Wrote"
+    console.print(
+        f"{verb} {result.artifact_dir} ({manifest.engine}, {manifest.precision}, "
+        f"{len(manifest.labels)} labels); parity max |Δlogit| {manifest.parity['max_abs_diff']:.2e}."
+    )
+
+
+def _given(**values) -> dict:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@app.command()
+@user_errors
+def bench(
+    artifacts: Annotated[list[Path], typer.Argument(help="One or more artifact folders.")],
+    data: Annotated[Path | None, typer.Option(help="TSV/CSV/JSONL: inputs (and labels for accuracy).")] = None,
+    pytorch: Annotated[
+        Path | None, typer.Option(help="Also time this HF checkpoint in PyTorch fp32, as the reference.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Threads (default: the target's).")] = None,
+    target: Annotated[str, typer.Option(help="Target profile name or YAML path.")] = "host",
+    runs: Annotated[int, typer.Option(min=10, help="Timed batch-1 runs per variant and round.")] = 200,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 20,
+    rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds (each variant in its own process).")] = 1,
+    out: Annotated[Path, typer.Option(help="Results JSON to write.")] = Path("bench-results.json"),
+    report: Annotated[Path | None, typer.Option(help="Also write a Markdown report here.")] = None,
+) -> None:
+    """Time artifacts at batch 1 on real inputs (tokenization included) and measure accuracy.
+
+    Each variant runs in its own process; with several, they alternate over `--rounds`.
+
+    **Examples:**
+
+    `edgekit bench artifacts/my-bert --data dev.tsv --threads 2`
+
+    `edgekit bench artifacts/a artifacts/b --pytorch ./my-bert --data dev.tsv --rounds 3 --report report.md`
+    """
+    from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
+    from edgekit.bench.report import markdown, rich_table
+    from edgekit.bench.results import new_document, write_results
+    from edgekit.data import read_text_dataset
+    from edgekit.export.parity import PROBE_TEXTS
+    from edgekit.artifact import read_manifest
+    from edgekit.data import TextDataset
+    from edgekit.targets import load_target
+
+    profile = load_target(target)
+    for path in artifacts:
+        read_manifest(path)  # fail fast with a clear message before any process starts
+    dataset = read_text_dataset(data) if data else TextDataset(list(PROBE_TEXTS), None, "built-in probe texts")
+    variants = [Variant(p.name or str(p), "artifact", p) for p in artifacts]
+    if pytorch is not None:
+        variants.insert(0, Variant("pytorch-fp32", "pytorch", pytorch))
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        variants = [Variant(f"{i}:{v.name}", v.kind, v.path) for i, v in enumerate(variants)]
+    settings = BenchSettings(threads=threads or profile.threads, runs=runs, warmup=warmup, rounds=rounds)
+    with err_console.status("benchmarking…") as status:
+        summaries = run_benchmark(variants, dataset, settings, on_progress=lambda m: status.update(m))
+    mode = "measured-on-device" if profile.is_host else "emulated-on-host"
+    document = new_document(
+        target={"name": profile.name, "mode": mode},
+        settings={**settings.__dict__, "data": dataset.source},
+        variants=summaries,
+    )
+    write_results(document, out)
+    console.print(rich_table(document))
+    console.print(f"Results: {out}")
+    if report is not None:
+        report.write_text(markdown(document), encoding="utf-8")
+        console.print(f"Report:  {report}")
+
+
+@targets_app.command("list")
+@user_errors
+def targets_list() -> None:
+    """List the known target profiles.
+
+    **Example:** `edgekit targets list`
+    """
+    from rich.table import Table
+
+    from edgekit.targets import list_targets, load_target
+
+    table = Table("name", "device", "class", "arch", "cores", "RAM MB", "engines")
+    for name in list_targets():
+        t = load_target(name)
+        engines = ", ".join(e.engine + (f"/{e.device}" if e.device else "") for e in t.engines)
+        table.add_row(name, t.display_name, t.device_class, t.arch, str(t.cores), str(t.ram_mb), engines)
+    console.print(table)
+
+
+@targets_app.command("show")
+@user_errors
+def targets_show(
+    name: Annotated[str, typer.Argument(help="Profile name (see `edgekit targets list`) or YAML path.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the validated profile as JSON.")] = False,
+) -> None:
+    """Show one target profile, validated (host facts filled from this machine).
+
+    **Example:** `edgekit targets show raspberry-pi-5`
+    """
+    import yaml
+
+    from edgekit.targets import load_target
+
+    profile = load_target(name).model_dump(mode="json")
+    if as_json:
+        console.print_json(json.dumps(profile))
+    else:
+        console.print(yaml.safe_dump(profile, sort_keys=False, allow_unicode=True), highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
