@@ -108,8 +108,7 @@ def read_manifest(artifact_dir: Path | str) -> Manifest:
         raise ArtifactError(f"Artifact directory {root} does not exist. Pass the folder `edgekit convert` wrote.")
     if not path.is_file():
         raise ArtifactError(
-            f"{root} has no {MANIFEST_NAME}, so it is not an edgekit artifact. "
-            "Create one with `edgekit convert`."
+            f"{root} has no {MANIFEST_NAME}, so it is not an edgekit artifact. Create one with `edgekit convert`."
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -154,6 +153,9 @@ def atomic_directory(destination: Path | str) -> Iterator[Path]:
     final = Path(destination)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the artifact should read like any folder
     try:
         yield staging
     except BaseException:

@@ -82,7 +82,7 @@ def quickstart(
         f"Parity of the ONNX artifact vs PyTorch: max |Δlogit| {parity.get('max_abs_diff', float('nan')):.2e} "
         f"on {parity.get('texts')} held-out texts.\n"
         f"Artifact: {result.conversion.artifact_dir}\nReport:   {result.report_path}\nResults:  {result.results_path}\n"
-        f"Try it:   python -c \"from edgekit.runtime import EdgeModel; "
+        f'Try it:   python -c "from edgekit.runtime import EdgeModel; '
         f"print(EdgeModel.load('{result.conversion.artifact_dir}').predict('turn off the lights'))\""
     )
 
@@ -164,13 +164,12 @@ def bench(
 
     `edgekit bench artifacts/a artifacts/b --pytorch ./my-bert --data dev.tsv --rounds 3 --report report.md`
     """
+    from edgekit.artifact import read_manifest
     from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
     from edgekit.bench.report import markdown, rich_table
     from edgekit.bench.results import new_document, write_results
-    from edgekit.data import read_text_dataset
+    from edgekit.data import TextDataset, read_text_dataset
     from edgekit.export.parity import PROBE_TEXTS
-    from edgekit.artifact import read_manifest
-    from edgekit.data import TextDataset
     from edgekit.targets import load_target
 
     profile = load_target(target)

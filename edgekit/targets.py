@@ -108,9 +108,7 @@ class TargetProfile(_Strict):
     def _check(self) -> TargetProfile:
         unknown = sorted(set(self.isa_features) - KNOWN_ISA_FEATURES)
         if unknown:
-            raise ValueError(
-                f"isa_features has unknown names {unknown}; use some of {sorted(KNOWN_ISA_FEATURES)}"
-            )
+            raise ValueError(f"isa_features has unknown names {unknown}; use some of {sorted(KNOWN_ISA_FEATURES)}")
         if self.threads > self.cores:
             raise ValueError(f"threads ({self.threads}) cannot exceed cores ({self.cores})")
         return self

@@ -71,9 +71,7 @@ class PyTorchAdapter:
         self._path = path
 
     def _encode(self, texts: list[str]):
-        return self._tokenizer(
-            texts, padding=True, truncation=True, max_length=self._max_length, return_tensors="pt"
-        )
+        return self._tokenizer(texts, padding=True, truncation=True, max_length=self._max_length, return_tensors="pt")
 
     def predict_one(self, text: str) -> int:
         with self._torch.inference_mode():

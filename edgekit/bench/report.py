@@ -62,8 +62,9 @@ def rich_table(document: dict[str, Any]):
     table = Table(title="edgekit bench", caption=caption(document), caption_justify="left")
     keep = [COLUMNS.index(name) for name in TERMINAL_COLUMNS]
     for name in TERMINAL_COLUMNS:
-        table.add_column(name, justify="left" if name in {"variant", "engine", "precision"} else "right",
-                         no_wrap=name == "variant")
+        table.add_column(
+            name, justify="left" if name in {"variant", "engine", "precision"} else "right", no_wrap=name == "variant"
+        )
     for row in rows(document):
         table.add_row(*(row[i] for i in keep))
     return table

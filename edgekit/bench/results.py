@@ -59,5 +59,6 @@ def read_results(path: Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise EdgekitError(f"Cannot read benchmark results {path}: {exc}") from None
     if document.get("schema") != SCHEMA:
-        raise EdgekitError(f"{path} is not an edgekit results file of schema {SCHEMA} (found {document.get('schema')!r}).")
+        found = document.get("schema")
+        raise EdgekitError(f"{path} is not an edgekit results file of schema {SCHEMA} (found {found!r}).")
     return document

@@ -33,7 +33,8 @@ def export_with_dynamo(source: LoadedSource, workdir: Path, opset: int | None) -
     encoded = source.tokenizer(_EXAMPLE_TEXTS, padding=True, return_tensors="pt")
     example = tuple(encoded[name] for name in input_names)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    dynamic_shapes = tuple({0: batch, 1: sequence} for _ in input_names)
+    # One entry for the *tensors varargs, holding one spec per tensor.
+    dynamic_shapes = (tuple({0: batch, 1: sequence} for _ in input_names),)
     path = workdir / "model.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -48,6 +49,7 @@ def export_with_dynamo(source: LoadedSource, workdir: Path, opset: int | None) -
                 dynamic_shapes=dynamic_shapes,
                 opset_version=opset,
                 external_data=False,
+                verbose=False,
             )
         except Exception as exc:  # torch.export raises many kinds of errors
             raise ExportError(f"torch.onnx.export(dynamo=True) failed: {exc}") from exc

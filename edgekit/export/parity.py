@@ -73,9 +73,7 @@ def check_parity(
     for batch_size in batch_sizes:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
-            encoded = source.tokenizer(
-                batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-            )
+            encoded = source.tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             with torch.inference_mode():
                 reference = source.model(**encoded).logits.float().numpy()
             runtime_feed = edge._preprocess(batch)

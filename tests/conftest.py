@@ -1,0 +1,106 @@
+"""Shared fixtures: a tiny BERT classifier built from a config, its artifact, small data files.
+
+The tiny model has random weights, so its predictions mean nothing; tests use it for
+behaviour, shapes and parity. Real-weight tests are marked ``integration``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Before anything imports huggingface_hub (it reads these once): no hub, and a private cache
+# so that the hub-id test can populate it without touching the user's own.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="edgekit-test-hf-")
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+import pytest  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_DATA = SHARED / "data"
+SST2_TEACHER = SHARED / "models" / "minilm-l6-sst2"
+TINY_LABELS = ["negative", "neutral", "positive"]
+
+_WORDS = (  # noqa: SIM905 - a word list reads better as one string
+    "the a an and or but not is was it this that to of in on for with my me you turn off lights "
+    "set play music alarm timer weather call send message add list good bad great awful film movie "
+    "very really fun boring love hate today tomorrow please what how when where i we they ok"
+).split()
+
+
+def _write_vocab(path: Path) -> None:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    pieces = [f"##{c}" for c in letters]
+    punctuation = list(".,!?'-:;0123456789")
+    tokens = list(dict.fromkeys(specials + punctuation + letters + pieces + _WORDS))  # unique, in order
+    path.write_text("\n".join(tokens) + "\n")
+
+
+def build_tiny_classifier(directory: Path, seed: int = 0, labels: list[str] = TINY_LABELS) -> Path:
+    """Save a 2-layer, hidden-32 BERT sequence classifier and its fast tokenizer."""
+    import torch
+    import transformers
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = directory / "vocab.txt"
+    _write_vocab(vocab)
+    tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab), model_max_length=64)
+    config = transformers.BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )
+    torch.manual_seed(seed)
+    model = transformers.BertForSequenceClassification(config)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+TINY_TEXTS = [
+    ("this film was great fun", "positive"),
+    ("awful and boring", "negative"),
+    ("it is a movie", "neutral"),
+    ("i really love this movie, very good", "positive"),
+    ("bad", "negative"),
+    ("what is the weather today", "neutral"),
+    ("not good, not bad, ok", "neutral"),
+    ("i hate it. really awful. the worst film of the year, boring from the start to the end", "negative"),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_classifier(tmp_path_factory.mktemp("tiny") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "tiny.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in TINY_TEXTS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory, tiny_model_dir, tiny_data) -> Path:
+    from edgekit.pipeline import convert
+    from edgekit.recipe import build_recipe
+
+    out = tmp_path_factory.mktemp("artifacts") / "tiny-onnx"
+    recipe = build_recipe({"model": str(tiny_model_dir), "out": str(out), "data": {"path": str(tiny_data)}})
+    return convert(recipe).artifact_dir
+
+
+def require_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: real-data tests need ../shared next to the checkout")
+    return path

@@ -1,0 +1,100 @@
+"""The command line end to end on the tiny model, and one clear error for each bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edgekit.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", [["quickstart"], ["convert"], ["bench"], ["targets", "list"], ["targets", "show"]])
+def test_every_command_has_help_with_an_example(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+
+
+def test_targets_list_and_show():
+    listed = run("targets", "list")
+    assert listed.exit_code == 0 and "raspberry-pi-5" in listed.output and "x86-avx2-box" in listed.output
+    shown = run("targets", "show", "raspberry-pi-5", "--json")
+    assert shown.exit_code == 0
+    profile = json.loads(shown.output)
+    assert profile["arch"] == "aarch64" and "dotprod" in profile["isa_features"]
+
+
+def test_convert_with_flags_then_bench(tmp_path, tiny_model_dir, tiny_data):
+    out = tmp_path / "art"
+    result = run("convert", "--model", tiny_model_dir, "--task", "text-classification", "--out", out,
+                 "--target", "raspberry-pi-5", "--data", tiny_data)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Wrote" in result.output and "parity max" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["target"] == "raspberry-pi-5"
+    again = run("convert", "--model", tiny_model_dir, "--out", out, "--target", "raspberry-pi-5", "--data", tiny_data)
+    assert again.exit_code == 0 and "Reused" in again.output
+
+    results = tmp_path / "bench.json"
+    report = tmp_path / "bench.md"
+    bench = run("bench", out, "--data", tiny_data, "--threads", "1", "--runs", "10", "--warmup", "2",
+                "--out", results, "--report", report)  # fmt: skip
+    assert bench.exit_code == 0, bench.output
+    document = json.loads(results.read_text())
+    assert document["variants"][0]["latency_ms"]["count"] == 10
+    assert document["variants"][0]["accuracy"] is not None
+    assert document["target"]["mode"] == "measured-on-device"
+    assert report.read_text().startswith("# Benchmark results")
+
+
+def test_convert_from_recipe_file(tmp_path, tiny_model_dir, tiny_data):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"model: {tiny_model_dir}\nout: built/art\ndata: {{path: {tiny_data}}}\nexport: {{opset: 17}}\n")
+    result = run("convert", recipe)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "built" / "art" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["convert", "--model", "/no/such/model", "--out", "{tmp}/a"], "does not exist"),
+        (["convert", "--model", "{model}", "--out", "{tmp}/a", "--target", "toaster"], "Unknown target 'toaster'"),
+        (["convert", "{tmp}/bad.yaml"], "not valid YAML"),
+        (["convert", "--model", "{model}", "--out", "{tmp}/a", "--data", "{tmp}/rows.tsv"], "line 3: expected 2"),
+        (["convert", "--out", "{tmp}/a"], "Say which model"),
+        (["convert", "--model", "{model}"], "no `out:` folder"),
+        (["convert", "--model", "{model}", "--out", "{tmp}/a", "--exporter", "magic"], "export.exporter"),
+        (["bench", "{tmp}"], "not an edgekit artifact"),
+        (["targets", "show", "toaster"], "Unknown target"),
+    ],
+)
+def test_bad_input_gives_one_clear_error(tmp_path, tiny_model_dir, args, message):
+    (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
+    (tmp_path / "rows.tsv").write_text("text\tlabel\nok\t1\nbroken\trow\textra\n")
+    args = [a.format(tmp=tmp_path, model=tiny_model_dir) for a in args]
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "a").exists(), "no half-written artifact"
+
+
+def test_shim_and_console_script_exit_codes(tmp_path):
+    shim = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True)
+    assert shim.returncode == 0 and "quickstart" in shim.stdout
+    failed = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "bench", str(tmp_path / "nothing")], capture_output=True, text=True
+    )
+    assert failed.returncode == 2
+    assert "error:" in failed.stderr and "does not exist" in failed.stderr
