@@ -70,12 +70,12 @@ class Recipe(_Strict):
         """Resolve relative paths against ``base`` (the recipe file's folder)."""
         updates: dict = {}
         if self.out is not None and not self.out.is_absolute():
-            updates["out"] = base / self.out
+            updates["out"] = (base / self.out).resolve()
         model_path = base / self.model
         if not Path(self.model).is_absolute() and model_path.exists():
-            updates["model"] = str(model_path)
+            updates["model"] = str(model_path.resolve())
         if self.data is not None and not self.data.path.is_absolute():
-            updates["data"] = self.data.model_copy(update={"path": base / self.data.path})
+            updates["data"] = self.data.model_copy(update={"path": (base / self.data.path).resolve()})
         return self.model_copy(update=updates)
 
 

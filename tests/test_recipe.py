@@ -40,6 +40,13 @@ def test_missing_recipe_file(tmp_path):
         load_recipe(tmp_path / "nope.yaml")
 
 
+def test_example_recipes_are_valid():
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        assert load_recipe(path).model
+
+
 def test_content_hash_is_stable_and_sensitive():
     a = build_recipe({"model": "m", "out": "o"})
     assert a.content_hash() == build_recipe({"out": "o", "model": "m"}).content_hash()
