@@ -168,8 +168,7 @@ def bench(
     from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
     from edgekit.bench.report import markdown, rich_table
     from edgekit.bench.results import new_document, write_results
-    from edgekit.data import TextDataset, read_text_dataset
-    from edgekit.export.parity import PROBE_TEXTS
+    from edgekit.data import PROBE_TEXTS, TextDataset, read_text_dataset
     from edgekit.targets import load_target
 
     profile = load_target(target)
@@ -182,12 +181,22 @@ def bench(
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         variants = [Variant(f"{i}:{v.name}", v.kind, v.path) for i, v in enumerate(variants)]
-    settings = BenchSettings(threads=threads or profile.threads, runs=runs, warmup=warmup, rounds=rounds)
+    # Off the device, the profile's threads are emulated (capped at this host's cores); CPU
+    # affinity and memory caps are not applied yet, so the label says exactly what was done.
+    from edgekit.hostinfo import detect_host
+
+    host_cores = detect_host().usable_cores
+    default_threads = profile.threads if profile.is_host else (profile.emulation.threads or profile.threads)
+    settings = BenchSettings(
+        threads=threads or min(default_threads, host_cores), runs=runs, warmup=warmup, rounds=rounds
+    )
     with err_console.status("benchmarking…") as status:
         summaries = run_benchmark(variants, dataset, settings, on_progress=lambda m: status.update(m))
-    mode = "measured-on-device" if profile.is_host else "emulated-on-host"
+    target_info = {"name": profile.name, "mode": "measured-on-device"}
+    if not profile.is_host:
+        target_info = {"name": profile.name, "mode": "emulated-on-host", "emulated": ["threads"]}
     document = new_document(
-        target={"name": profile.name, "mode": mode},
+        target=target_info,
         settings={**settings.__dict__, "data": dataset.source},
         variants=summaries,
     )

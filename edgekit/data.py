@@ -20,6 +20,21 @@ from edgekit.errors import DataError
 DataFormat = Literal["tsv", "csv", "jsonl"]
 _SUFFIX_FORMATS: dict[str, DataFormat] = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 
+# Inputs when the user gives no data (parity, bench): plain sentences of very different lengths.
+PROBE_TEXTS = [
+    "ok",
+    "turn it off",
+    "This is a short sentence.",
+    "What will the weather be like in Lisbon tomorrow afternoon?",
+    "I could not put this book down; the characters felt real and the ending surprised me.",
+    "Please remind me to call the plumber about the leaking kitchen tap before noon on Friday, "
+    "and add washers and a new cartridge to the shopping list so I remember to pick them up.",
+    "The quarterly report shows revenue up 4% while costs fell, although analysts warn that "
+    "supply-chain delays, currency swings and a slower holiday season could erase those gains "
+    "before the end of the fiscal year, which has prompted the board to revisit its outlook.",
+    "Ünïcödé, emojis 🙂 and numbers like 3.14159 should tokenize the same way everywhere.",
+]
+
 
 @dataclass(frozen=True)
 class TextDataset:

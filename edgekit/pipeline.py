@@ -12,10 +12,10 @@ from pathlib import Path
 
 from edgekit import __version__
 from edgekit.artifact import Manifest, atomic_directory, load_manifest, seal
-from edgekit.data import read_text_dataset
+from edgekit.data import PROBE_TEXTS, read_text_dataset
 from edgekit.errors import ArtifactError, ParityError, RecipeError
 from edgekit.export import export_onnx
-from edgekit.export.parity import PROBE_TEXTS, check_parity, pick_parity_texts
+from edgekit.export.parity import check_parity, pick_parity_texts
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.recipe import Recipe
 from edgekit.sources import LoadedSource, load_text_classifier, resolve_reference

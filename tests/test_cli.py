@@ -98,3 +98,31 @@ def test_shim_and_console_script_exit_codes(tmp_path):
     )
     assert failed.returncode == 2
     assert "error:" in failed.stderr and "does not exist" in failed.stderr
+
+
+BLOCK_HEAVY = """
+import sys
+class _BlockHeavy:
+    # Stand-in for a device with only edgekit[runtime]: these packages are not installed.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "transformers", "optimum", "onnx", "accelerate", "onnxscript"}:
+            raise ImportError(f"No module named {name!r} (blocked by the test)")
+        return None
+sys.meta_path.insert(0, _BlockHeavy())
+"""
+
+
+def test_bench_and_targets_work_without_the_conversion_stack(tmp_path, tiny_artifact, tiny_data):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(BLOCK_HEAVY)
+    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path / 'site'}:{ROOT}"}
+    check = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env)
+    assert check.returncode != 0, "the blocker must be active"
+    for args in (
+        ["targets", "show", "host"],
+        ["bench", str(tiny_artifact), "--data", str(tiny_data), "--runs", "10", "--out", str(tmp_path / "r.json")],
+        ["bench", str(tiny_artifact), "--runs", "10", "--out", str(tmp_path / "probe.json")],
+    ):
+        result = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "r.json").read_text())["variants"][0]["accuracy"] is not None

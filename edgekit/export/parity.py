@@ -12,22 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.data import PROBE_TEXTS
 from edgekit.sources import LoadedSource
 
-# Used when the recipe gives no data: plain sentences of very different lengths.
-PROBE_TEXTS = [
-    "ok",
-    "turn it off",
-    "This is a short sentence.",
-    "What will the weather be like in Lisbon tomorrow afternoon?",
-    "I could not put this book down; the characters felt real and the ending surprised me.",
-    "Please remind me to call the plumber about the leaking kitchen tap before noon on Friday, "
-    "and add washers and a new cartridge to the shopping list so I remember to pick them up.",
-    "The quarterly report shows revenue up 4% while costs fell, although analysts warn that "
-    "supply-chain delays, currency swings and a slower holiday season could erase those gains "
-    "before the end of the fiscal year, which has prompted the board to revisit its outlook.",
-    "Ünïcödé, emojis 🙂 and numbers like 3.14159 should tokenize the same way everywhere.",
-]
+__all__ = ["PROBE_TEXTS", "ParityReport", "check_parity", "pick_parity_texts"]
 
 
 @dataclass(frozen=True)
