@@ -7,6 +7,18 @@ This module must stay dependency-free: the slim runtime imports it.
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def describe_validation_error(origin: str, err: Any, see: str) -> str:
+    """One line per invalid field of a pydantic ``ValidationError``, then where to read more."""
+    lines = [f"{origin} is invalid:"]
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  - {where}: {item['msg']}")
+    lines.append(f"See {see}.")
+    return "\n".join(lines)
+
 
 class EdgekitError(Exception):
     """Base class for problems the user can fix (bad input, missing files, failed gates)."""

@@ -22,7 +22,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgekit.errors import RecipeError
+from edgekit.errors import RecipeError, describe_validation_error
 
 
 class _Strict(BaseModel):
@@ -79,20 +79,12 @@ class Recipe(_Strict):
         return self.model_copy(update=updates)
 
 
-def format_validation_error(origin: str, err: ValidationError) -> str:
-    lines = [f"{origin} is invalid:"]
-    for item in err.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  - {where}: {item['msg']}")
-    lines.append("See docs/recipes.md for every field a recipe takes.")
-    return "\n".join(lines)
-
-
 def build_recipe(fields: dict, origin: str = "The recipe") -> Recipe:
     try:
         return Recipe.model_validate(fields)
     except ValidationError as exc:
-        raise RecipeError(format_validation_error(origin, exc)) from None
+        message = describe_validation_error(origin, exc, "docs/recipes.md for every field a recipe takes")
+        raise RecipeError(message) from None
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edgekit.errors import TargetError
+from edgekit.errors import TargetError, describe_validation_error
 from edgekit.hostinfo import detect_host
 
 KNOWN_ISA_FEATURES = frozenset(
@@ -160,15 +160,6 @@ def _find(name_or_path: str) -> Path:
     )
 
 
-def _format_validation_error(path: Path, err: ValidationError) -> str:
-    lines = [f"Target profile {path} is invalid:"]
-    for item in err.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  - {where}: {item['msg']}")
-    lines.append("See docs/targets.md for the fields a profile takes.")
-    return "\n".join(lines)
-
-
 def load_target(name_or_path: str = "host") -> TargetProfile:
     """Load and validate a profile by name (``raspberry-pi-5``) or by YAML path."""
     path = _find(name_or_path)
@@ -186,7 +177,9 @@ def load_target(name_or_path: str = "host") -> TargetProfile:
     try:
         return TargetProfile.model_validate(raw)
     except ValidationError as exc:
-        raise TargetError(_format_validation_error(path, exc)) from None
+        raise TargetError(
+            describe_validation_error(f"Target profile {path}", exc, "docs/targets.md for the fields a profile takes")
+        ) from None
 
 
 def _fill_from_host(raw: dict) -> dict:
