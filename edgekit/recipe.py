@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgekit.errors import RecipeError, describe_validation_error
+from edgekit.yaml_files import read_yaml_mapping
 
 
 class _Strict(BaseModel):
@@ -91,10 +91,5 @@ def load_recipe(path: str | Path) -> Recipe:
     file = Path(path)
     if not file.is_file():
         raise RecipeError(f"Recipe file {file} does not exist.")
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"Recipe {file} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise RecipeError(f"Recipe {file} must be a YAML mapping with at least a `model:` field.")
+    raw = read_yaml_mapping(file, "Recipe", RecipeError, hint=", with at least a `model:` field")
     return build_recipe(raw, origin=f"Recipe {file}").resolved(file.parent.resolve())

@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgekit.errors import TargetError, describe_validation_error
 from edgekit.hostinfo import detect_host
+from edgekit.yaml_files import read_yaml_mapping
 
 KNOWN_ISA_FEATURES = frozenset(
     {
@@ -163,12 +163,7 @@ def _find(name_or_path: str) -> Path:
 def load_target(name_or_path: str = "host") -> TargetProfile:
     """Load and validate a profile by name (``raspberry-pi-5``) or by YAML path."""
     path = _find(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise TargetError(f"Target profile {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise TargetError(f"Target profile {path} must be a YAML mapping of fields.")
+    raw = read_yaml_mapping(path, "Target profile", TargetError)
     if raw.get("name") not in (None, path.stem):
         raise TargetError(f"Target profile {path} has name '{raw['name']}'; it must match the file name '{path.stem}'.")
     raw.setdefault("name", path.stem)
