@@ -24,6 +24,7 @@ from typing import Any
 from edgekit.errors import ArtifactError
 
 MANIFEST_NAME = "manifest.json"
+SUMMARY_NAME = "summary.json"  # marks a bundle: several variant artifacts in sub-folders
 FORMAT_VERSION = 1
 _HASH_CHUNK = 1 << 20
 
@@ -115,6 +116,18 @@ def read_manifest(artifact_dir: Path | str) -> Manifest:
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc}); the artifact is damaged, re-export it.") from exc
     return Manifest.from_dict(data)
+
+
+def resolve_artifact_dir(path: Path | str) -> Path:
+    """An artifact folder as given, or the recommended variant when given a bundle folder."""
+    root = Path(path)
+    if (root / MANIFEST_NAME).is_file() or not (root / SUMMARY_NAME).is_file():
+        return root
+    try:
+        recommended = json.loads((root / SUMMARY_NAME).read_text(encoding="utf-8"))["recommended"]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise ArtifactError(f"{root}/{SUMMARY_NAME} is damaged ({exc}); re-run `edgekit convert`.") from None
+    return root / recommended
 
 
 def verify_files(artifact_dir: Path | str, manifest: Manifest) -> None:

@@ -100,15 +100,37 @@ def convert(
     atol: Annotated[float | None, typer.Option(help="Max abs logit difference allowed (default 1e-4).")] = None,
     max_length: Annotated[int | None, typer.Option(help="Truncation length for the runtime.")] = None,
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag, commit).")] = None,
+    variants: Annotated[
+        str | None, typer.Option(help="Comma-separated variants to build, gate and benchmark (see below).")
+    ] = None,
+    quantize: Annotated[
+        str | None, typer.Option(help="Shorthand: dynamic, static or none (adds ort-int8-dynamic/-static).")
+    ] = None,
+    calibration_method: Annotated[str | None, typer.Option(help="minmax, entropy or percentile.")] = None,
+    calibration_samples: Annotated[int | None, typer.Option(help="Calibration texts (default 100).")] = None,
+    max_accuracy_drop: Annotated[
+        float | None, typer.Option(help="Accuracy points a variant may lose (default: target budget, else 1.0).")
+    ] = None,
+    bench: Annotated[bool, typer.Option(help="Benchmark the variants to pick the recommended one.")] = True,
     force: Annotated[bool, typer.Option(help="Rebuild even if the artifact is up to date.")] = False,
 ) -> None:
     """Convert a fine-tuned model into an artifact: ONNX export, parity gate, manifest.
+
+    With several variants the output folder holds one artifact per variant, each gated on
+    your data against the FP32 reference and benchmarked on the target; `summary.md` names
+    the recommended one (the fastest that passed). Variants: onnx-fp32, ort-int8-dynamic,
+    ort-int8-static, onnx-fp16, ov-fp32, ov-fp16, ov-int8.
 
     **Examples:**
 
     `edgekit convert recipe.yaml`
 
     `edgekit convert --model ./my-bert --task text-classification --out artifacts/my-bert --data dev.tsv`
+
+    `edgekit convert --model ./my-bert --out artifacts/my-bert --data dev.tsv --quantize dynamic`
+
+    `edgekit convert --model ./my-bert --out artifacts/my-bert --data dev.tsv --target x86-avx2-box
+    --variants onnx-fp32,ort-int8-dynamic,ort-int8-static,ov-fp32,ov-int8`
     """
     from edgekit.pipeline import convert as run_convert
     from edgekit.progress import ConsoleReporter
@@ -123,19 +145,58 @@ def convert(
         fields["export"] = {**fields.get("export", {}), **_given(exporter=exporter, max_length=max_length)}
     if atol is not None:
         fields["parity"] = {**fields.get("parity", {}), "atol": atol}
+    _apply_variant_flags(fields, variants, quantize)
+    calibration = _given(method=calibration_method, samples=calibration_samples)
+    if calibration:
+        quantization = fields.setdefault("quantization", {})
+        quantization["calibration"] = {**quantization.get("calibration", {}), **calibration}
+    if max_accuracy_drop is not None:
+        fields["gate"] = {**fields.get("gate", {}), "max_accuracy_drop": max_accuracy_drop}
+    if not bench:
+        fields["bench"] = {**fields.get("bench", {}), "enabled": False}
     if "model" not in fields:
         raise RecipeError("Say which model to convert: pass a recipe file or --model PATH_OR_HUB_ID.")
     result = run_convert(build_recipe(fields, origin="The conversion settings"), ConsoleReporter(err_console), force)
     manifest = result.manifest
     verb = "Reused" if result.reused else "Wrote"
+    if result.summary is None:
+        console.print(
+            f"{verb} {result.artifact_dir} ({manifest.engine}, {manifest.precision}, "
+            f"{len(manifest.labels)} labels); parity max |Δlogit| {manifest.parity['max_abs_diff']:.2e}."
+        )
+        return
+    from edgekit.bundle import rich_table
+
+    summary = result.summary
+    console.print(rich_table(summary))
+    rejected = [v["name"] for v in summary["variants"] if not v["passed"] and not v["is_source"]]
+    if rejected:
+        console.print(
+            f"[bold red]Rejected by the accuracy gate:[/] {', '.join(rejected)} "
+            f"(kept under {result.out}/rejected/ for inspection; do not deploy them)."
+        )
     console.print(
-        f"{verb} {result.artifact_dir} ({manifest.engine}, {manifest.precision}, "
-        f"{len(manifest.labels)} labels); parity max |Δlogit| {manifest.parity['max_abs_diff']:.2e}."
+        f"{verb} {result.out}. [bold]Recommended: {summary['recommended']}[/] — {summary['recommended_because']}.\n"
+        f"Load it with EdgeModel.load('{result.out}') or use {result.artifact_dir}. Details: {result.out}/summary.md"
     )
 
 
 def _given(**values) -> dict:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _apply_variant_flags(fields: dict, variants: str | None, quantize: str | None) -> None:
+    if variants is not None:
+        fields["variants"] = [name.strip() for name in variants.split(",") if name.strip()]
+    if quantize is None:
+        return
+    shorthand = {"dynamic": "ort-int8-dynamic", "static": "ort-int8-static", "none": None}
+    if quantize not in shorthand:
+        raise RecipeError(f"--quantize takes dynamic, static or none, not '{quantize}'.")
+    chosen = list(fields.get("variants", ["onnx-fp32"]))
+    if shorthand[quantize] and shorthand[quantize] not in chosen:
+        chosen.append(shorthand[quantize])
+    fields["variants"] = chosen
 
 
 @app.command()

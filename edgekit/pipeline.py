@@ -1,55 +1,91 @@
-"""Run a recipe: load → export → package → parity gate, writing one artifact atomically.
+"""Run a recipe: load → export → package → parity gate → [variants → accuracy gate → bench].
 
-Each run is keyed by the recipe's hash and the source weights' sha256: when an artifact
-with the same key already sits at the destination and still verifies, it is reused.
+With the default ``variants: [onnx-fp32]`` the output folder *is* the artifact. With more
+variants it is a bundle: ``out/<variant>/`` for each artifact that passed,
+``out/rejected/<variant>/`` for those the accuracy gate refused, and ``summary.json`` /
+``summary.md`` naming the recommended one. Either way everything is built in a temporary
+folder and renamed into place only when complete.
+
+A run is keyed by the recipe's hash and the source weights' sha256: when the output with
+the same key already exists and verifies, it is reused.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgekit import __version__
-from edgekit.artifact import Manifest, atomic_directory, load_manifest, seal
-from edgekit.data import PROBE_TEXTS, read_text_dataset
+from edgekit.artifact import (
+    MANIFEST_NAME,
+    SUMMARY_NAME,
+    Manifest,
+    atomic_directory,
+    load_manifest,
+    read_manifest,
+    seal,
+)
+from edgekit.data import PROBE_TEXTS, TextDataset, read_text_dataset
 from edgekit.errors import ArtifactError, ParityError, RecipeError
 from edgekit.export import export_onnx
-from edgekit.export.parity import check_parity, pick_parity_texts
+from edgekit.export.parity import ParityReport, check_parity, pick_parity_texts
 from edgekit.progress import Reporter, SilentReporter
-from edgekit.recipe import Recipe
+from edgekit.recipe import DataSpec, Recipe
 from edgekit.sources import LoadedSource, load_text_classifier, resolve_reference
-from edgekit.targets import load_target
+from edgekit.targets import TargetProfile, load_target
+from edgekit.variants import REFERENCE, VARIANTS
 
 TOKENIZER_FILE = "tokenizer.json"
+REJECTED_DIR = "rejected"
 
 
 @dataclass(frozen=True)
 class ConvertResult:
-    artifact_dir: Path
+    artifact_dir: Path  # the artifact, or for a bundle the recommended variant's folder
     manifest: Manifest
     reused: bool
     seconds: float
+    summary: dict[str, Any] | None = field(default=None)  # bundles only
+
+    @property
+    def out(self) -> Path:
+        return self.artifact_dir.parent if self.summary else self.artifact_dir
 
 
-def _reusable(out: Path, recipe: Recipe) -> Manifest | None:
-    """The existing artifact at ``out`` if it was made from this recipe and these weights."""
-    if not (out / "manifest.json").is_file():
-        return None
-    try:
-        manifest = load_manifest(out, verify=True)
-    except ArtifactError:
-        return None
+def _read_data(spec: DataSpec) -> TextDataset:
+    return read_text_dataset(spec.path, spec.text_column, spec.label_column, spec.format)
+
+
+def _reusable(out: Path, recipe: Recipe) -> ConvertResult | None:
+    """The existing output at ``out`` if it was made from this recipe and these weights."""
     _, source_info = resolve_reference(recipe.model)
-    same_weights = manifest.source.get("weights_sha256") == source_info.get("weights_sha256")
-    is_local = source_info["kind"] == "hf-dir"
-    if manifest.recipe_hash == recipe.content_hash() and is_local and same_weights:
-        return manifest
-    return None
+    if source_info["kind"] != "hf-dir":
+        return None  # a hub model may have changed upstream: rebuild
+    try:
+        if recipe.is_bundle:
+            summary = json.loads((out / SUMMARY_NAME).read_text())
+            artifact_dir = out / summary["recommended"]
+            for name in summary["built"]:
+                load_manifest(out / summary["locations"][name], verify=True)
+            key = (summary["recipe_hash"], summary["weights_sha256"])
+        else:
+            summary, artifact_dir = None, out
+            manifest = load_manifest(out, verify=True)
+            key = (manifest.recipe_hash, manifest.source.get("weights_sha256"))
+        manifest = read_manifest(artifact_dir)
+    except (OSError, KeyError, json.JSONDecodeError, ArtifactError):
+        return None
+    if key != (recipe.content_hash(), source_info.get("weights_sha256")):
+        return None
+    return ConvertResult(artifact_dir, manifest, True, 0.0, summary)
 
 
 def convert(recipe: Recipe, reporter: Reporter | None = None, force: bool = False) -> ConvertResult:
-    """Convert the recipe's model into an artifact directory at ``recipe.out``."""
+    """Convert the recipe's model into an artifact (or a bundle of variants) at ``recipe.out``."""
     reporter = reporter or SilentReporter()
     started = time.perf_counter()
     if recipe.out is None:
@@ -58,39 +94,68 @@ def convert(recipe: Recipe, reporter: Reporter | None = None, force: bool = Fals
     target = load_target(recipe.target)  # fail on an unknown target before any slow work
     if not force and (existing := _reusable(out, recipe)) is not None:
         reporter.note(f"{out} is up to date with this recipe and model; reusing it (--force rebuilds).")
-        return ConvertResult(out, existing, True, time.perf_counter() - started)
+        return existing
 
-    texts = PROBE_TEXTS
-    if recipe.data is not None:
-        data = read_text_dataset(
-            recipe.data.path, recipe.data.text_column, recipe.data.label_column, recipe.data.format
-        )
-        texts = data.texts
-    parity_texts = pick_parity_texts(texts, recipe.parity.samples)
+    data = _read_data(recipe.data) if recipe.data is not None else None
+    _check_data_for_variants(recipe, data)
+    parity_texts = pick_parity_texts(data.texts if data else PROBE_TEXTS, recipe.parity.samples)
 
     with reporter.stage(f"Loading {recipe.model}"):
         source = load_text_classifier(recipe.model, recipe.revision, recipe.trust_remote_code)
     with atomic_directory(out) as staging:
-        with reporter.stage(f"Exporting ONNX ({recipe.export.exporter})"):
-            graph = export_onnx(source, staging, recipe.export)
-        with reporter.stage("Packaging the artifact"):
-            manifest = _package(source, staging, graph, recipe, target.name)
-        with reporter.stage(f"Checking parity on {len(parity_texts)} real texts"):
-            report = check_parity(source, staging, parity_texts, recipe.parity.batch_sizes, recipe.parity.atol)
-            manifest.parity = report.to_dict()
-            seal(staging, manifest)
-        reporter.note(
-            f"parity: max |Δlogit| {report.max_abs_diff:.2e} (allowed {report.atol:.0e}), "
-            f"label agreement {report.label_agreement:.3f}, token lengths {report.token_lengths}"
+        reference_dir = staging / REFERENCE if recipe.is_bundle else staging
+        manifest = _build_reference(source, reference_dir, recipe, target.name, parity_texts, reporter)
+        summary = None
+        if recipe.is_bundle:
+            from edgekit.convert_variants import build_variants
+
+            assert data is not None  # checked by _check_data_for_variants
+            summary = build_variants(source, staging, recipe, target, data, parity_texts, reporter)
+            manifest = read_manifest(staging / summary["locations"][summary["recommended"]])
+    artifact_dir = out / summary["locations"][summary["recommended"]] if summary else out
+    return ConvertResult(artifact_dir, manifest, False, time.perf_counter() - started, summary)
+
+
+def _check_data_for_variants(recipe: Recipe, data: TextDataset | None) -> None:
+    reduced = [name for name in recipe.variants if VARIANTS[name].precision != "fp32"]
+    if reduced and data is None:
+        raise RecipeError(
+            f"Variants {reduced} change the model's numbers, so edgekit gates them on real data: "
+            "pass --data FILE (labelled, to gate on accuracy) or set `data:` in the recipe."
         )
-        if not report.passed:
-            raise ParityError(
-                f"The exported model does not match PyTorch: max |Δlogit| {report.max_abs_diff:.3e} "
-                f"(allowed {report.atol:.1e}), {report.tokenizer_mismatches} tokenizer mismatches. "
-                "Nothing was written. Try the other exporter (--exporter), or raise parity.atol in the "
-                "recipe if this difference is acceptable for your use."
-            )
-    return ConvertResult(out, manifest, False, time.perf_counter() - started)
+    needs_calibration = [name for name in recipe.variants if VARIANTS[name].needs_calibration]
+    if needs_calibration and data is None and recipe.quantization.calibration.data is None:
+        raise RecipeError(f"Variants {needs_calibration} need calibration data: pass --data FILE.")
+
+
+def _build_reference(
+    source: LoadedSource, folder: Path, recipe: Recipe, target: str, parity_texts: list[str], reporter: Reporter
+) -> Manifest:
+    folder.mkdir(parents=True, exist_ok=True)
+    with reporter.stage(f"Exporting ONNX ({recipe.export.exporter})"):
+        graph = export_onnx(source, folder, recipe.export)
+    with reporter.stage("Packaging the artifact"):
+        manifest = _package(source, folder, graph, recipe, target)
+    with reporter.stage(f"Checking parity on {len(parity_texts)} real texts"):
+        report = check_parity(source, folder, parity_texts, recipe.parity.batch_sizes, recipe.parity.atol)
+        manifest.parity = report.to_dict()
+        seal(folder, manifest)
+    reporter.note(describe_parity(report))
+    if not report.passed:
+        raise ParityError(
+            f"The exported model does not match PyTorch: max |Δlogit| {report.max_abs_diff:.3e} "
+            f"(allowed {report.atol:.1e}), {report.tokenizer_mismatches} tokenizer mismatches. "
+            "Nothing was written. Try the other exporter (--exporter), or raise parity.atol in the "
+            "recipe if this difference is acceptable for your use."
+        )
+    return manifest
+
+
+def describe_parity(report: ParityReport) -> str:
+    return (
+        f"parity: max |Δlogit| {report.max_abs_diff:.2e} (allowed {report.atol:.0e}), "
+        f"label agreement {report.label_agreement:.3f}, token lengths {report.token_lengths}"
+    )
 
 
 def _package(source: LoadedSource, staging: Path, graph, recipe: Recipe, target: str) -> Manifest:
@@ -119,3 +184,22 @@ def _package(source: LoadedSource, staging: Path, graph, recipe: Recipe, target:
         exporter=f"{graph.exporter} (opset {graph.opset})",
     )
     return seal(staging, manifest)
+
+
+def package_variant(reference_dir: Path, folder: Path, engine: str, precision: str, model_file: str) -> Manifest:
+    """A variant's artifact: its model file(s) plus the reference's tokenizer and manifest fields."""
+    reference = read_manifest(reference_dir)
+    shutil.copy2(reference_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+    fields = {**reference.__dict__, "engine": engine, "precision": precision, "model_file": model_file}
+    fields.update(parity=None, metrics={}, notes=[], files={})
+    return seal(folder, Manifest(**fields))
+
+
+def manifest_path(folder: Path) -> Path:
+    return folder / MANIFEST_NAME
+
+
+def emulation_threads(target: TargetProfile, host_cores: int) -> int:
+    """Threads to run with on this host for ``target``: its own, capped at the host's cores."""
+    wanted = target.threads if target.is_host else (target.emulation.threads or target.threads)
+    return max(1, min(wanted, host_cores))

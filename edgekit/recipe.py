@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgekit.errors import RecipeError, describe_validation_error
 from edgekit.yaml_files import read_yaml_mapping
@@ -50,6 +50,41 @@ class ParitySpec(_Strict):
     samples: int = Field(16, ge=1, description="number of real texts to compare on")
 
 
+class CalibrationSpec(_Strict):
+    data: DataSpec | None = Field(None, description="None: the recipe's data")
+    samples: int = Field(100, ge=1, description="texts drawn from the data, at random (seeded)")
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+
+
+class QuantizationSpec(_Strict):
+    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
+    # MatMul-only: all-op static QDQ kept only 0.66-0.76 agreement with FP32 here (STACK-NOTES).
+    static_op_types: list[str] = Field(default_factory=lambda: ["MatMul"], min_length=1)
+    per_channel: bool | None = Field(None, description="None: the target profile's choice")
+    reduce_range: bool | None = Field(None, description="None: the target profile's choice")
+
+
+class OpenVinoSpec(_Strict):
+    accuracy_control: bool = Field(False, description="NNCF quantize_with_accuracy_control for ov-int8")
+    max_drop: float = Field(1.0, ge=0, description="accuracy points NNCF may lose under accuracy control")
+    validation_samples: int = Field(300, ge=10)
+
+
+class GateSpec(_Strict):
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, description="accuracy points; None: the target's budget, else 1.0"
+    )
+    samples: int = Field(1000, ge=10, description="evaluation rows drawn from the data")
+
+
+class BenchSpec(_Strict):
+    enabled: bool = True
+    pytorch_baseline: bool = Field(True, description="also time the source checkpoint in PyTorch fp32")
+    runs: int = Field(100, ge=10)
+    warmup: int = Field(10, ge=0)
+    rounds: int = Field(2, ge=1)
+
+
 class Recipe(_Strict):
     model: str = Field(description="HF checkpoint directory or hub id")
     task: Literal["text-classification"] = "text-classification"
@@ -60,6 +95,28 @@ class Recipe(_Strict):
     data: DataSpec | None = None
     export: ExportSpec = Field(default_factory=ExportSpec)
     parity: ParitySpec = Field(default_factory=ParitySpec)
+    variants: list[str] = Field(default_factory=lambda: ["onnx-fp32"], min_length=1)
+    quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
+    openvino: OpenVinoSpec = Field(default_factory=OpenVinoSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
+    bench: BenchSpec = Field(default_factory=BenchSpec)
+
+    @field_validator("variants")
+    @classmethod
+    def _known_variants(cls, names: list[str]) -> list[str]:
+        from edgekit.variants import VARIANTS
+
+        unknown = [n for n in names if n not in VARIANTS]
+        if unknown:
+            raise ValueError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"variants are listed twice: {names}")
+        return names
+
+    @property
+    def is_bundle(self) -> bool:
+        """Several variants go into ``out/<variant>/``; a lone onnx-fp32 is ``out`` itself."""
+        return self.variants != ["onnx-fp32"]
 
     def content_hash(self) -> str:
         """sha256 of the validated recipe, so an artifact can name exactly what made it."""
@@ -76,6 +133,12 @@ class Recipe(_Strict):
             updates["model"] = str(model_path.resolve())
         if self.data is not None and not self.data.path.is_absolute():
             updates["data"] = self.data.model_copy(update={"path": (base / self.data.path).resolve()})
+        calibration = self.quantization.calibration
+        if calibration.data is not None and not calibration.data.path.is_absolute():
+            data = calibration.data.model_copy(update={"path": (base / calibration.data.path).resolve()})
+            updates["quantization"] = self.quantization.model_copy(
+                update={"calibration": calibration.model_copy(update={"data": data})}
+            )
         return self.model_copy(update=updates)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.artifact import Manifest, load_manifest
+from edgekit.artifact import Manifest, load_manifest, resolve_artifact_dir
 from edgekit.errors import InputError
 from edgekit.runtime.engines import Engine, create_engine
 from edgekit.runtime.preprocess import TextPreprocessor
@@ -44,10 +44,11 @@ class EdgeModel:
     def load(cls, artifact_dir: str | Path, threads: int | None = None, verify: bool = True) -> EdgeModel:
         """Load an artifact directory written by ``edgekit convert``.
 
+        Given a multi-variant output folder, loads the variant it recommends.
         ``threads`` sets the engine's intra-op threads (``None``: the engine's default).
         ``verify`` checks every file against the sha256 in the manifest and refuses a mismatch.
         """
-        root = Path(artifact_dir)
+        root = resolve_artifact_dir(artifact_dir)  # a bundle folder loads its recommended variant
         manifest = load_manifest(root, verify=verify)
         engine = create_engine(manifest.engine, root / manifest.model_file, threads)
         preprocess = TextPreprocessor(

@@ -1,0 +1,242 @@
+"""Build, gate and benchmark the reduced-precision and OpenVINO variants of a bundle.
+
+Called by ``pipeline.convert`` once the FP32 ONNX reference is packaged in
+``staging/onnx-fp32``. Every variant is gated against that reference on the evaluation
+data; the passing ones are benchmarked on the target and the fastest is recommended.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from edgekit.artifact import SUMMARY_NAME, read_manifest, seal
+from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
+from edgekit.bench.results import write_results
+from edgekit.bundle import VariantRecord, check_outlook_against_measurement, choose_recommended, markdown
+from edgekit.data import TextDataset
+from edgekit.export.parity import check_parity
+from edgekit.gate import EvalSet, batch1_logits, judge
+from edgekit.hostinfo import detect_host
+from edgekit.pipeline import REJECTED_DIR, describe_parity, emulation_threads, package_variant
+from edgekit.preflight import Outlook, outlook
+from edgekit.progress import Reporter
+from edgekit.recipe import Recipe
+from edgekit.sources import LoadedSource
+from edgekit.targets import TargetProfile
+from edgekit.variants import REFERENCE, VARIANTS, BuildContext
+
+
+def _folder_size_mb(folder: Path) -> float:
+    manifest = read_manifest(folder)
+    model = folder / manifest.model_file
+    extra = [model.with_suffix(".bin")] if model.suffix == ".xml" else []  # OpenVINO weights
+    return sum(p.stat().st_size for p in [model, *extra] if p.is_file()) / 2**20
+
+
+def _eval_set(data: TextDataset, recipe: Recipe, labels: list[str]) -> EvalSet:
+    sample = data.sample(recipe.gate.samples, seed=0)
+    ids = sample.label_ids(labels) if sample.has_labels else None
+    return EvalSet(sample.texts, ids, data.source)
+
+
+def _calibration_texts(recipe: Recipe, data: TextDataset) -> list[str]:
+    from edgekit.pipeline import _read_data
+
+    spec = recipe.quantization.calibration
+    pool = _read_data(spec.data) if spec.data is not None else data
+    return pool.sample(spec.samples, seed=1).texts
+
+
+def build_variants(
+    source: LoadedSource,
+    staging: Path,
+    recipe: Recipe,
+    target: TargetProfile,
+    data: TextDataset,
+    parity_texts: list[str],
+    reporter: Reporter,
+) -> dict[str, Any]:
+    reference_dir = staging / REFERENCE
+    labels = read_manifest(reference_dir).labels
+    evaluation = _eval_set(data, recipe, labels)
+    allowed = recipe.gate.max_accuracy_drop
+    if allowed is None:
+        allowed = target.budgets.max_accuracy_drop if target.budgets.max_accuracy_drop is not None else 1.0
+    engines = sorted({VARIANTS[name].engine for name in recipe.variants})
+    requested = {(VARIANTS[n].engine, VARIANTS[n].precision) for n in recipe.variants}
+    outlooks = [o for o in outlook(target.arch, target.isa_features, engines) if (o.engine, o.precision) in requested]
+    for item in outlooks:
+        reporter.note(f"pre-flight ({target.name}): {item.engine} {item.precision} {item.verdict}: {item.reason}")
+
+    with reporter.stage(f"Evaluating the FP32 reference on {len(evaluation.texts)} rows"):
+        reference_logits = batch1_logits(reference_dir, evaluation.texts)
+    reference_accuracy = None
+    if evaluation.label_ids is not None:
+        predictions = reference_logits.argmax(-1)
+        reference_accuracy = float((predictions == evaluation.label_ids).mean())
+
+    validation = None
+    if recipe.openvino.accuracy_control and data.has_labels:
+        sample = data.sample(recipe.openvino.validation_samples, seed=2)
+        validation = (sample.texts, sample.label_ids(labels))
+    context = BuildContext(
+        reference_dir, recipe.quantization, recipe.openvino, target, _calibration_texts(recipe, data), validation
+    )
+    records = [VariantRecord(REFERENCE, "onnxruntime", "fp32", _folder_size_mb(reference_dir), gate=None)]
+    for name in recipe.variants:
+        if name == REFERENCE:
+            continue
+        records.append(
+            _build_one(
+                name,
+                context,
+                source,
+                staging,
+                recipe,
+                evaluation,
+                reference_logits,
+                allowed,
+                parity_texts,
+                outlooks,
+                reporter,
+            )  # fmt: skip
+        )
+
+    bench_info = None
+    if recipe.bench.enabled:
+        bench_info, source_record = _benchmark(records, staging, recipe, target, evaluation, reporter)
+        if source_record is not None:
+            records.insert(0, source_record)
+    remarks = check_outlook_against_measurement(records)
+    recommended, because = choose_recommended(records, outlooks)
+    artifacts = [r for r in records if not r.is_source]
+    locations = _place(artifacts, staging)
+    summary = {
+        "source": recipe.model,
+        "target": target.name,
+        "recipe_hash": recipe.content_hash(),
+        "weights_sha256": source.info.get("weights_sha256"),
+        "recommended": recommended,
+        "recommended_because": because,
+        "reference_accuracy": reference_accuracy,
+        "gate": {
+            "allowed_drop_points": allowed,
+            "rows": len(evaluation.texts),
+            "data": evaluation.source,
+            "labelled": evaluation.label_ids is not None,
+        },  # fmt: skip
+        "bench": bench_info,
+        "preflight": [o.to_dict() for o in outlooks],
+        "preflight_vs_measured": remarks,
+        "built": [r.name for r in artifacts],
+        "locations": locations,
+        "variants": [r.to_dict() for r in records],
+    }
+    _annotate_manifests(artifacts, staging, locations, recommended, bench_info)
+    write_results(summary, staging / SUMMARY_NAME)
+    (staging / "summary.md").write_text(markdown(summary), encoding="utf-8")
+    if recommended == REFERENCE and len(artifacts) > 1:
+        reporter.note("No faster variant passed the accuracy gate; the FP32 reference is recommended.")
+    for remark in remarks:
+        reporter.note(f"note: {remark}")
+    return summary
+
+
+def _build_one(
+    name: str,
+    context: BuildContext,
+    source: LoadedSource,
+    staging: Path,
+    recipe: Recipe,
+    evaluation: EvalSet,
+    reference_logits,
+    allowed: float,
+    parity_texts: list[str],
+    outlooks: list[Outlook],
+    reporter: Reporter,
+) -> VariantRecord:
+    kind = VARIANTS[name]
+    folder = staging / name
+    folder.mkdir()
+    with reporter.stage(f"Building {name} ({kind.description})"):
+        assert kind.build is not None
+        output = kind.build(context, folder)
+        manifest = package_variant(staging / REFERENCE, folder, kind.engine, kind.precision, output.model_file)
+        manifest.metrics["build"] = output.settings
+    parity_passed = True
+    with reporter.stage(f"Gating {name} on {len(evaluation.texts)} rows (batch 1)"):
+        if kind.strict_parity:
+            parity = check_parity(source, folder, parity_texts, recipe.parity.batch_sizes, recipe.parity.atol)
+            manifest.parity = parity.to_dict()
+            parity_passed = parity.passed
+            reporter.note(f"{name} {describe_parity(parity)}")
+        report = judge(name, batch1_logits(folder, evaluation.texts), reference_logits, evaluation.label_ids, allowed)
+        manifest.metrics["gate"] = report.to_dict()
+        seal(folder, manifest)
+    reporter.note(report.summary())
+    match = next((o for o in outlooks if (o.engine, o.precision) == (kind.engine, kind.precision)), None)
+    record = VariantRecord(
+        name, kind.engine, kind.precision, _folder_size_mb(folder), report, parity_passed, outlook=match
+    )
+    if not parity_passed:
+        record.notes.append("failed strict parity with PyTorch")
+    return record
+
+
+def _benchmark(
+    records: list[VariantRecord], staging: Path, recipe: Recipe, target: TargetProfile, evaluation: EvalSet,
+    reporter: Reporter,
+) -> tuple[dict[str, Any], VariantRecord | None]:  # fmt: skip
+    threads = emulation_threads(target, detect_host().usable_cores)
+    settings = BenchSettings(threads=threads, runs=recipe.bench.runs, warmup=recipe.bench.warmup,
+                             rounds=recipe.bench.rounds)  # fmt: skip
+    variants = [Variant(r.name, "artifact", staging / r.name) for r in records]
+    source_record = None
+    if recipe.bench.pytorch_baseline:
+        variants.insert(0, Variant("pytorch-fp32", "pytorch", Path(recipe.model)))
+        source_record = VariantRecord("pytorch-fp32", "pytorch", "fp32", 0.0, gate=None, is_source=True)
+    # The labels only serve the PyTorch row's accuracy; the artifacts' accuracy is the gate's (batch 1).
+    labels = [str(i) for i in evaluation.label_ids] if evaluation.label_ids is not None else None
+    inputs = TextDataset(evaluation.texts, labels, evaluation.source)
+    title = f"Benchmarking {len(variants)} variants on {target.name} ({threads} threads, {settings.rounds} rounds)"
+    with reporter.stage(title):
+        summaries = run_benchmark(variants, inputs, settings, on_progress=reporter.note)
+    timed = ([source_record] if source_record else []) + records
+    for record, summary in zip(timed, summaries, strict=True):
+        record.latency_ms = {k: summary["latency_ms"][k] for k in ("median", "p90", "p99", "mean")}
+        if record.is_source:
+            record.size_mb, record.accuracy = summary["model_size_mb"], summary["accuracy"]
+    mode = "measured-on-device" if target.is_host else "emulated-on-host (threads)"
+    info = {"threads": threads, "runs": settings.runs, "rounds": settings.rounds, "mode": mode}
+    return info, source_record
+
+
+def _place(records: list[VariantRecord], staging: Path) -> dict[str, str]:
+    """Move rejected variants under rejected/, so nobody deploys them by mistake."""
+    locations = {}
+    for record in records:
+        if record.passed:
+            locations[record.name] = record.name
+            continue
+        (staging / REJECTED_DIR).mkdir(exist_ok=True)
+        shutil.move(str(staging / record.name), staging / REJECTED_DIR / record.name)
+        locations[record.name] = f"{REJECTED_DIR}/{record.name}"
+    return locations
+
+
+def _annotate_manifests(
+    records: list[VariantRecord], staging: Path, locations: dict[str, str], recommended: str, bench: dict | None
+) -> None:
+    for record in records:
+        folder = staging / locations[record.name]
+        manifest = read_manifest(folder)
+        manifest.metrics["recommended"] = record.name == recommended
+        manifest.metrics["gate_passed"] = record.passed
+        if record.latency_ms and bench:
+            manifest.metrics["bench"] = {**bench, "latency_ms": record.latency_ms}
+        if record.outlook is not None:
+            manifest.notes.append(f"pre-flight: {record.outlook.verdict} than fp32 expected ({record.outlook.reason})")
+        manifest.notes += record.notes
+        seal(folder, manifest)

@@ -1,0 +1,56 @@
+"""NNCF post-training INT8 for OpenVINO IR, plain or under an accuracy budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.errors import ExportError
+from edgekit.quantize.calibration import Feed
+
+
+def nncf_int8(
+    source_xml: Path,
+    target_xml: Path,
+    feeds: list[Feed],
+    validation: tuple[list[Feed], list[int]] | None = None,
+    max_drop: float = 0.01,
+) -> None:
+    """Quantize with ``model_type=TRANSFORMER`` (keeps sensitive ops such as softmax in FP).
+
+    With ``validation`` (feeds and label ids), runs ``quantize_with_accuracy_control``:
+    layers are reverted to FP32 until the accuracy drop is at most ``max_drop`` (absolute,
+    0.01 = one point).
+    """
+    import nncf
+    import openvino as ov
+
+    model = ov.Core().read_model(str(source_xml))
+    calibration = nncf.Dataset(feeds)
+    try:
+        if validation is None:
+            quantized = nncf.quantize(model, calibration, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
+        else:
+            val_feeds, labels = validation
+            quantized = nncf.quantize_with_accuracy_control(
+                model,
+                calibration_dataset=calibration,
+                validation_dataset=nncf.Dataset(list(zip(val_feeds, labels, strict=True))),
+                validation_fn=_accuracy_of,
+                max_drop=max_drop,
+                drop_type=nncf.DropType.ABSOLUTE,
+                model_type=nncf.ModelType.TRANSFORMER,
+                subset_size=len(feeds),
+            )
+    except Exception as exc:  # nncf raises many kinds of errors from deep inside
+        raise ExportError(f"NNCF quantization failed: {exc}") from exc
+    ov.save_model(quantized, str(target_xml), compress_to_fp16=False)
+
+
+def _accuracy_of(compiled_model, validation_items) -> float:
+    output = compiled_model.outputs[0]
+    hits = total = 0
+    for feed, label in validation_items:
+        logits = compiled_model(feed)[output]
+        hits += int(logits.argmax(-1)[0] == label)
+        total += 1
+    return hits / max(total, 1)
