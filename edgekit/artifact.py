@@ -118,6 +118,14 @@ def read_manifest(artifact_dir: Path | str) -> Manifest:
     return Manifest.from_dict(data)
 
 
+def model_size_mb(artifact_dir: Path | str, manifest: Manifest) -> float:
+    """Size of the model file and its weight side-files (OpenVINO .bin, ONNX external data)."""
+    root = Path(artifact_dir)
+    stem = Path(manifest.model_file).stem
+    files = [root / rel for rel in manifest.files if Path(rel).stem == stem or rel.startswith(f"{stem}.")]
+    return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
+
+
 def resolve_artifact_dir(path: Path | str) -> Path:
     """An artifact folder as given, or the recommended variant when given a bundle folder."""
     root = Path(path)

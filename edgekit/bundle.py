@@ -57,10 +57,18 @@ def choose_recommended(records: list[VariantRecord], outlooks: list[Outlook]) ->
     passing = [r for r in records if r.passed]
     artifacts = [r for r in records if not r.is_source]
     if all(r.latency_ms for r in passing):
-        best = min(passing, key=lambda r: r.latency_ms["median"])
-        fastest = min(artifacts, key=lambda r: r.latency_ms["median"] if r.latency_ms else float("inf"))
+        quickest = min(passing, key=lambda r: r.latency_ms["median"])
+        # Differences under SIMILAR_WITHIN are noise here: among those, keep the most accurate, then the smallest.
+        close = [r for r in passing if r.latency_ms["median"] <= quickest.latency_ms["median"] * (1 + SIMILAR_WITHIN)]
+        best = min(close, key=lambda r: (r.gate.drop_points if r.gate else 0.0, r.size_mb))
         why = f"fastest variant that passed the gate ({best.latency_ms['median']:.2f} ms p50)"
-        if fastest is not best and fastest.latency_ms:
+        if best is not quickest:
+            why = (
+                f"passed the gate, within {SIMILAR_WITHIN:.0%} of the fastest ({quickest.name}, "
+                f"{quickest.latency_ms['median']:.2f} vs {best.latency_ms['median']:.2f} ms p50), and more accurate"
+            )
+        fastest = min(artifacts, key=lambda r: r.latency_ms["median"] if r.latency_ms else float("inf"))
+        if not fastest.passed and fastest.latency_ms:
             why += f"; {fastest.name} was faster but failed the gate"
         return best.name, why
     expected_faster = {(o.engine, o.precision) for o in outlooks if o.verdict == "faster"}

@@ -62,13 +62,14 @@ def quickstart(
 ) -> None:
     """Build a real intent classifier on built-in demo data and take it through the pipeline.
 
-    Fine-tunes all-MiniLM-L6-v2 on demo assistant commands, exports it to ONNX, checks parity,
-    packages an artifact, and benchmarks PyTorch fp32 against it on the held-out split.
-    No network needed; a second run reuses what the first one built.
+    Fine-tunes all-MiniLM-L6-v2 on demo assistant commands, exports it to ONNX (parity-checked),
+    quantizes it (ORT dynamic and static INT8; OpenVINO FP32 and NNCF INT8 when installed),
+    gates every variant on the held-out split, benchmarks them against PyTorch FP32 and names
+    the recommended one. No network needed; a second run reuses what the first one built.
 
     **Example:** `edgekit quickstart --out /tmp/qs`
     """
-    from edgekit.bench.report import rich_table
+    from edgekit.bundle import rich_table
     from edgekit.finetune import FinetuneConfig
     from edgekit.progress import ConsoleReporter
     from edgekit.quickstart import run_quickstart
@@ -76,14 +77,16 @@ def quickstart(
     result = run_quickstart(
         out, threads, rounds, runs, FinetuneConfig(epochs=epochs), ConsoleReporter(err_console), force
     )
-    console.print(rich_table(result.document))
-    parity = result.conversion.manifest.parity or {}
+    summary = result.conversion.summary
+    console.print(rich_table(summary))
+    reference = json.loads((result.conversion.out / "onnx-fp32" / "manifest.json").read_text())["parity"]
+    try_it = f"EdgeModel.load('{result.conversion.out}').predict('turn off the lights')"
     console.print(
-        f"Parity of the ONNX artifact vs PyTorch: max |Δlogit| {parity.get('max_abs_diff', float('nan')):.2e} "
-        f"on {parity.get('texts')} held-out texts.\n"
-        f"Artifact: {result.conversion.artifact_dir}\nReport:   {result.report_path}\nResults:  {result.results_path}\n"
-        f'Try it:   python -c "from edgekit.runtime import EdgeModel; '
-        f"print(EdgeModel.load('{result.conversion.artifact_dir}').predict('turn off the lights'))\""
+        f"Parity of the ONNX FP32 artifact vs PyTorch: max |Δlogit| {reference['max_abs_diff']:.2e} "
+        f"on {reference['texts']} held-out texts.\n"
+        f"[bold]Recommended: {summary['recommended']}[/] — {summary['recommended_because']}.\n"
+        f"Artifacts: {result.conversion.out}\nReport:    {result.report_path}\n"
+        f'Try it:    python -c "from edgekit.runtime import EdgeModel; print({try_it})"'
     )
 
 

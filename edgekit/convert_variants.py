@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edgekit.artifact import SUMMARY_NAME, read_manifest, seal
+from edgekit.artifact import SUMMARY_NAME, model_size_mb, read_manifest, seal
 from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
-from edgekit.bench.results import write_results
+from edgekit.bench.results import new_document, write_results
 from edgekit.bundle import VariantRecord, check_outlook_against_measurement, choose_recommended, markdown
 from edgekit.data import TextDataset
 from edgekit.export.parity import check_parity
@@ -27,12 +27,11 @@ from edgekit.sources import LoadedSource
 from edgekit.targets import TargetProfile
 from edgekit.variants import REFERENCE, VARIANTS, BuildContext
 
+BENCH_NAME = "bench.json"  # the full benchmark results document (schema edgekit.bench/1)
+
 
 def _folder_size_mb(folder: Path) -> float:
-    manifest = read_manifest(folder)
-    model = folder / manifest.model_file
-    extra = [model.with_suffix(".bin")] if model.suffix == ".xml" else []  # OpenVINO weights
-    return sum(p.stat().st_size for p in [model, *extra] if p.is_file()) / 2**20
+    return model_size_mb(folder, read_manifest(folder))
 
 
 def _eval_set(data: TextDataset, recipe: Recipe, labels: list[str]) -> EvalSet:
@@ -104,9 +103,9 @@ def build_variants(
             )  # fmt: skip
         )
 
-    bench_info = None
+    bench_info, bench_document = None, None
     if recipe.bench.enabled:
-        bench_info, source_record = _benchmark(records, staging, recipe, target, evaluation, reporter)
+        bench_info, source_record, bench_document = _benchmark(records, staging, recipe, target, evaluation, reporter)
         if source_record is not None:
             records.insert(0, source_record)
     remarks = check_outlook_against_measurement(records)
@@ -135,6 +134,10 @@ def build_variants(
         "variants": [r.to_dict() for r in records],
     }
     _annotate_manifests(artifacts, staging, locations, recommended, bench_info)
+    if bench_document is not None:
+        for row in bench_document["variants"]:  # paths relative to the bundle, where they end up
+            row["path"] = locations.get(row["name"], row["path"] if row["kind"] == "pytorch" else row["name"])
+        write_results(bench_document, staging / BENCH_NAME)
     write_results(summary, staging / SUMMARY_NAME)
     (staging / "summary.md").write_text(markdown(summary), encoding="utf-8")
     if recommended == REFERENCE and len(artifacts) > 1:
@@ -188,8 +191,8 @@ def _build_one(
 def _benchmark(
     records: list[VariantRecord], staging: Path, recipe: Recipe, target: TargetProfile, evaluation: EvalSet,
     reporter: Reporter,
-) -> tuple[dict[str, Any], VariantRecord | None]:  # fmt: skip
-    threads = emulation_threads(target, detect_host().usable_cores)
+) -> tuple[dict[str, Any], VariantRecord | None, dict[str, Any]]:  # fmt: skip
+    threads = recipe.bench.threads or emulation_threads(target, detect_host().usable_cores)
     settings = BenchSettings(threads=threads, runs=recipe.bench.runs, warmup=recipe.bench.warmup,
                              rounds=recipe.bench.rounds)  # fmt: skip
     variants = [Variant(r.name, "artifact", staging / r.name) for r in records]
@@ -210,7 +213,12 @@ def _benchmark(
             record.size_mb, record.accuracy = summary["model_size_mb"], summary["accuracy"]
     mode = "measured-on-device" if target.is_host else "emulated-on-host (threads)"
     info = {"threads": threads, "runs": settings.runs, "rounds": settings.rounds, "mode": mode}
-    return info, source_record
+    document = new_document(
+        target={"name": target.name, "mode": mode.split(" ")[0]},
+        settings={**settings.__dict__, "data": f"{evaluation.source} ({len(evaluation.texts)} rows)"},
+        variants=summaries,
+    )
+    return info, source_record, document
 
 
 def _place(records: list[VariantRecord], staging: Path) -> dict[str, str]:

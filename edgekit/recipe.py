@@ -80,6 +80,7 @@ class GateSpec(_Strict):
 class BenchSpec(_Strict):
     enabled: bool = True
     pytorch_baseline: bool = Field(True, description="also time the source checkpoint in PyTorch fp32")
+    threads: int | None = Field(None, ge=1, description="None: the target's threads, capped at this host's cores")
     runs: int = Field(100, ge=10)
     warmup: int = Field(10, ge=0)
     rounds: int = Field(2, ge=1)

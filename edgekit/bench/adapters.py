@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from edgekit.artifact import model_size_mb
+
 
 class Adapter(Protocol):
     engine: str
@@ -25,7 +27,7 @@ class Adapter(Protocol):
     def size_mb(self) -> float: ...
 
 
-def _dir_size_mb(paths: list[Path]) -> float:
+def _files_size_mb(paths: list[Path]) -> float:
     return sum(p.stat().st_size for p in paths if p.is_file()) / 2**20
 
 
@@ -50,7 +52,7 @@ class ArtifactAdapter:
         return self._model._preprocess([text])
 
     def size_mb(self) -> float:
-        return _dir_size_mb([self._path / self._model.manifest.model_file])
+        return model_size_mb(self._model.root, self._model.manifest)
 
 
 class PyTorchAdapter:
@@ -87,7 +89,7 @@ class PyTorchAdapter:
         return self._encode([text])
 
     def size_mb(self) -> float:
-        return _dir_size_mb([self._path / "model.safetensors", self._path / "pytorch_model.bin"])
+        return _files_size_mb([self._path / "model.safetensors", self._path / "pytorch_model.bin"])
 
 
 ADAPTERS: dict[str, Callable[[Path, int], Adapter]] = {"artifact": ArtifactAdapter, "pytorch": PyTorchAdapter}
