@@ -138,6 +138,19 @@ def resolve_artifact_dir(path: Path | str) -> Path:
     return root / recommended
 
 
+def expand_bundle(path: Path | str) -> list[Path]:
+    """The artifact folders a path stands for: itself, or every passing variant of a bundle."""
+    root = Path(path)
+    if (root / MANIFEST_NAME).is_file() or not (root / SUMMARY_NAME).is_file():
+        return [root]
+    try:
+        summary = json.loads((root / SUMMARY_NAME).read_text(encoding="utf-8"))
+        passing = [v["name"] for v in summary["variants"] if v.get("passed")]
+        return [root / summary["locations"][name] for name in passing]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise ArtifactError(f"{root}/{SUMMARY_NAME} is damaged ({exc}); re-run `edgekit convert`.") from None
+
+
 def verify_files(artifact_dir: Path | str, manifest: Manifest) -> None:
     """Refuse an artifact whose files do not match the sha256 recorded in its manifest."""
     root = Path(artifact_dir)

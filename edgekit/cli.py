@@ -205,7 +205,7 @@ def _apply_variant_flags(fields: dict, variants: str | None, quantize: str | Non
 @app.command()
 @user_errors
 def bench(
-    artifacts: Annotated[list[Path], typer.Argument(help="One or more artifact folders.")],
+    artifacts: Annotated[list[Path], typer.Argument(help="Artifact folders, or multi-variant output folders.")],
     data: Annotated[Path | None, typer.Option(help="TSV/CSV/JSONL: inputs (and labels for accuracy).")] = None,
     pytorch: Annotated[
         Path | None, typer.Option(help="Also time this HF checkpoint in PyTorch fp32, as the reference.")
@@ -221,6 +221,7 @@ def bench(
     """Time artifacts at batch 1 on real inputs (tokenization included) and measure accuracy.
 
     Each variant runs in its own process; with several, they alternate over `--rounds`.
+    A multi-variant folder from `edgekit convert` stands for all the variants that passed its gate.
 
     **Examples:**
 
@@ -228,7 +229,7 @@ def bench(
 
     `edgekit bench artifacts/a artifacts/b --pytorch ./my-bert --data dev.tsv --rounds 3 --report report.md`
     """
-    from edgekit.artifact import read_manifest
+    from edgekit.artifact import expand_bundle, read_manifest
     from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
     from edgekit.bench.report import markdown, rich_table
     from edgekit.bench.results import new_document, write_results
@@ -236,10 +237,11 @@ def bench(
     from edgekit.targets import load_target
 
     profile = load_target(target)
-    for path in artifacts:
+    artifact_dirs = [found for path in artifacts for found in expand_bundle(path)]
+    for path in artifact_dirs:
         read_manifest(path)  # fail fast with a clear message before any process starts
     dataset = read_text_dataset(data) if data else TextDataset(list(PROBE_TEXTS), None, "built-in probe texts")
-    variants = [Variant(p.name or str(p), "artifact", p) for p in artifacts]
+    variants = [Variant(p.name or str(p), "artifact", p) for p in artifact_dirs]
     if pytorch is not None:
         variants.insert(0, Variant("pytorch-fp32", "pytorch", pytorch))
     names = [v.name for v in variants]

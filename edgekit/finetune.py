@@ -110,6 +110,8 @@ def finetune_classifier(
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)},
+        # A base that already has a head for another label set gets a fresh one instead.
+        ignore_mismatched_sizes=True,
     )
     train_set = _EncodedTexts(tokenizer, train.texts, train.label_ids(labels), config.max_length)
     eval_set = (
@@ -144,6 +146,7 @@ def finetune_classifier(
             report_to=[],
             use_cpu=True,
             dataloader_num_workers=0,
+            disable_tqdm=False,  # our ProgressBarOnly callback shows the bar
         )
         trainer = transformers.Trainer(
             model=model,
@@ -153,7 +156,8 @@ def finetune_classifier(
             data_collator=transformers.DataCollatorWithPadding(tokenizer),
             compute_metrics=accuracy,
         )
-        trainer.remove_callback(transformers.trainer_callback.ProgressCallback)
+        for noisy in (transformers.trainer_callback.ProgressCallback, transformers.trainer_callback.PrinterCallback):
+            trainer.remove_callback(noisy)
         trainer.add_callback(ProgressBarOnly())
         started = time.perf_counter()
         output = trainer.train()

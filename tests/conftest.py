@@ -100,6 +100,45 @@ def tiny_artifact(tmp_path_factory, tiny_model_dir, tiny_data) -> Path:
     return convert(recipe).artifact_dir
 
 
+def synthetic_sentiment(n: int, seed: int) -> list[tuple[str, str]]:
+    """Short texts whose label follows from their words, so a tiny model can learn them fast."""
+    import random
+
+    rng = random.Random(seed)
+    cues = {"positive": ["good", "great", "love", "fun"], "negative": ["bad", "awful", "hate", "boring"],
+            "neutral": ["weather", "today", "list", "music"]}  # fmt: skip
+    filler = ["the", "film", "movie", "it", "was", "this", "really", "very", "my", "i"]
+    rows = []
+    for _ in range(n):
+        label = rng.choice(TINY_LABELS)
+        words = rng.sample(filler, rng.randint(1, 6)) + rng.sample(cues[label], rng.randint(1, 2))
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_tsv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sentiment_eval(tmp_path_factory) -> Path:
+    return write_tsv(tmp_path_factory.mktemp("eval") / "eval.tsv", synthetic_sentiment(120, seed=2))
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny BERT fine-tuned for a few seconds on synthetic data: its logits mean something."""
+    from edgekit.data import read_text_dataset
+    from edgekit.finetune import FinetuneConfig, finetune_classifier
+
+    root = tmp_path_factory.mktemp("trained")
+    train = read_text_dataset(write_tsv(root / "train.tsv", synthetic_sentiment(300, seed=1)))
+    config = FinetuneConfig(epochs=4, batch_size=16, learning_rate=3e-3, max_length=32)
+    return finetune_classifier(tiny_model_dir, train, root / "model", config=config).checkpoint
+
+
 def require_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: real-data tests need ../shared next to the checkout")

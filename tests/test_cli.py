@@ -126,3 +126,20 @@ def test_bench_and_targets_work_without_the_conversion_stack(tmp_path, tiny_arti
         result = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True, env=env)
         assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "r.json").read_text())["variants"][0]["accuracy"] is not None
+
+
+def test_convert_quantize_flag_builds_gates_benchmarks_and_recommends(tmp_path, trained_tiny_dir, sentiment_eval):
+    out = tmp_path / "q"
+    result = run("convert", "--model", trained_tiny_dir, "--out", out, "--data", sentiment_eval,
+                 "--quantize", "dynamic", "--max-accuracy-drop", "2.5")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Recommended:" in result.output and "pytorch-fp32" in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["built"] == ["onnx-fp32", "ort-int8-dynamic"]
+    assert summary["gate"]["allowed_drop_points"] == 2.5
+    assert all(v["latency_ms"]["median"] > 0 for v in summary["variants"]), "every row was timed"
+    assert summary["variants"][0]["is_source"] and summary["variants"][0]["accuracy"] > 0.9
+    bench = json.loads((out / "bench.json").read_text())
+    assert [v["name"] for v in bench["variants"]] == ["pytorch-fp32", "onnx-fp32", "ort-int8-dynamic"]
+    assert run("convert", "--model", trained_tiny_dir, "--out", tmp_path / "z", "--data", sentiment_eval,
+               "--quantize", "sometimes").exit_code == 2  # fmt: skip

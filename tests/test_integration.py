@@ -60,16 +60,39 @@ def test_quickstart_end_to_end_and_reuse(tmp_path):
     args = ["quickstart", "--out", str(tmp_path / "qs"), "--epochs", "2", "--rounds", "1", "--runs", "20"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "pytorch-fp32" in first.output and "onnx-fp32" in first.output
-    document = json.loads((tmp_path / "qs" / "results.json").read_text())
-    torch_row, onnx_row = document["variants"]
-    assert torch_row["accuracy"] > 0.5, "10 intents: chance is 0.1"
-    assert onnx_row["agreement_with_reference"] >= 0.99
-    assert abs(onnx_row["accuracy"] - torch_row["accuracy"]) <= 0.01
-    assert (tmp_path / "qs" / "report.md").read_text().startswith("# edgekit quickstart")
-    EdgeModel.load(tmp_path / "qs" / "artifacts" / "onnx-fp32").predict("turn off the lights")
+    assert "pytorch-fp32" in first.output and "ort-int8-dynamic" in first.output and "Recommended" in first.output
+    summary = json.loads((tmp_path / "qs" / "artifacts" / "summary.json").read_text())
+    rows = {v["name"]: v for v in summary["variants"]}
+    assert rows["pytorch-fp32"]["accuracy"] > 0.5, "10 intents: chance is 0.1"
+    assert summary["reference_accuracy"] == pytest.approx(rows["pytorch-fp32"]["accuracy"], abs=0.01)
+    assert rows["ort-int8-dynamic"]["gate"]["agreement"] >= 0.9
+    assert summary["recommended"] in summary["built"]
+    bench = json.loads((tmp_path / "qs" / "artifacts" / "bench.json").read_text())
+    assert bench["schema"] == "edgekit.bench/1" and len(bench["variants"]) == len(rows)
+    report = (tmp_path / "qs" / "report.md").read_text()
+    assert report.startswith("# Variants of") and "Benchmark details" in report
+    EdgeModel.load(tmp_path / "qs" / "artifacts").predict("turn off the lights")
 
     second = runner.invoke(app, args)
     assert second.exit_code == 0, second.output
     assert "reusing the fine-tuned checkpoint" in second.output
     assert "up to date" in second.output
+
+
+def test_sst2_int8_variants_keep_accuracy(tmp_path):
+    """ORT dynamic INT8 and NNCF INT8 of the real teacher stay within the 1-point gate on all of SST-2 dev."""
+    pytest.importorskip("nncf")
+    teacher = require_shared(SST2_TEACHER)
+    dev = require_shared(SHARED_DATA / "sst2" / "dev.tsv")
+    recipe = build_recipe(
+        {"model": str(teacher), "out": str(tmp_path / "variants"), "data": {"path": str(dev)},
+         "variants": ["onnx-fp32", "ort-int8-dynamic", "ov-int8"], "bench": {"enabled": False}}
+    )  # fmt: skip
+    summary = convert(recipe).summary
+    assert summary["gate"]["rows"] == 872
+    assert summary["reference_accuracy"] == pytest.approx(0.8899, abs=0.003)
+    for name in ("ort-int8-dynamic", "ov-int8"):
+        row = next(v for v in summary["variants"] if v["name"] == name)
+        assert row["passed"], row["gate"]
+        assert row["gate"]["agreement"] > 0.95
+        assert row["size_mb"] < 30, "INT8 weights are about a quarter of FP32's 87 MB"
