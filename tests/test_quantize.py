@@ -148,3 +148,14 @@ def test_bad_quantization_inputs_give_clear_errors(tmp_path, trained_tiny_dir, s
     with pytest.raises(DataError, match="'Business'.*not one of the model's labels"):
         convert(_recipe(trained_tiny_dir, tmp_path / "y", wrong_task, variants=["onnx-fp32", "ort-int8-static"]))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_nncf_accuracy_control_path(tmp_path, trained_tiny_dir, sentiment_eval):
+    pytest.importorskip("nncf")
+    recipe = _recipe(trained_tiny_dir, tmp_path / "ac", sentiment_eval, variants=["onnx-fp32", "ov-int8"],
+                     openvino={"accuracy_control": True, "max_drop": 1.0, "validation_samples": 40},
+                     quantization={"calibration": {"samples": 30}})  # fmt: skip
+    summary = convert(recipe).summary
+    built = load_manifest(tmp_path / "ac" / summary["locations"]["ov-int8"]).metrics["build"]
+    assert built["accuracy_control"] is True and built["validation_rows"] == 40
+    assert next(v for v in summary["variants"] if v["name"] == "ov-int8")["gate"]["rows"] == 120

@@ -88,3 +88,12 @@ def test_parse_cpuinfo_x86_and_arm():
     assert set(features) == {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx"}
     arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes asimddp i8mm\nCPU part\t: 0xd0b\n"
     assert set(parse_cpuinfo(arm)[1]) == {"neon", "dotprod", "i8mm"}
+
+
+def test_every_package_is_listed_for_the_wheel():
+    """setuptools takes an explicit package list: a new sub-package must be added to it."""
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads TOML from the standard library")
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "edgekit").rglob("__init__.py")}
+    assert on_disk <= listed, f"add {sorted(on_disk - listed)} to [tool.setuptools] packages"

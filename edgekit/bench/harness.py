@@ -43,6 +43,7 @@ class BenchSettings:
     warmup: int = 20
     rounds: int = 1
     seed: int = 0
+    eval_batch_size: int = 1
 
 
 def latency_inputs(data: TextDataset, runs: int, seed: int) -> list[str]:
@@ -99,6 +100,7 @@ def run_benchmark(
                 warmup=settings.warmup,
                 eval_texts=data.texts if first and data.has_labels else [],
                 eval_labels=data.labels if first else None,
+                eval_batch_size=settings.eval_batch_size,
             )
             raw[variant.name].append(_run_worker(spec))
     reference = raw[variants[0].name][0]

@@ -25,7 +25,7 @@ class WorkerSpec:
     warmup: int
     eval_texts: list[str] = field(default_factory=list)
     eval_labels: list[str] | None = None
-    eval_batch_size: int = 32
+    eval_batch_size: int = 1  # accuracy as a device app sees it; padding can move quantized outputs
 
 
 def _peak_rss_mb() -> float:
