@@ -229,43 +229,14 @@ def bench(
 
     `edgekit bench artifacts/a artifacts/b --pytorch ./my-bert --data dev.tsv --rounds 3 --report report.md`
     """
-    from edgekit.artifact import expand_bundle, read_manifest
-    from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
     from edgekit.bench.report import markdown, rich_table
-    from edgekit.bench.results import new_document, write_results
-    from edgekit.data import PROBE_TEXTS, TextDataset, read_text_dataset
-    from edgekit.targets import load_target
+    from edgekit.bench.results import write_results
+    from edgekit.bench.session import benchmark_artifacts
 
-    profile = load_target(target)
-    artifact_dirs = [found for path in artifacts for found in expand_bundle(path)]
-    for path in artifact_dirs:
-        read_manifest(path)  # fail fast with a clear message before any process starts
-    dataset = read_text_dataset(data) if data else TextDataset(list(PROBE_TEXTS), None, "built-in probe texts")
-    variants = [Variant(p.name or str(p), "artifact", p) for p in artifact_dirs]
-    if pytorch is not None:
-        variants.insert(0, Variant("pytorch-fp32", "pytorch", pytorch))
-    names = [v.name for v in variants]
-    if len(set(names)) != len(names):
-        variants = [Variant(f"{i}:{v.name}", v.kind, v.path) for i, v in enumerate(variants)]
-    # Off the device, the profile's threads are emulated (capped at this host's cores); CPU
-    # affinity and memory caps are not applied yet, so the label says exactly what was done.
-    from edgekit.hostinfo import detect_host
-
-    host_cores = detect_host().usable_cores
-    default_threads = profile.threads if profile.is_host else (profile.emulation.threads or profile.threads)
-    settings = BenchSettings(
-        threads=threads or min(default_threads, host_cores), runs=runs, warmup=warmup, rounds=rounds
-    )
     with err_console.status("benchmarking…") as status:
-        summaries = run_benchmark(variants, dataset, settings, on_progress=lambda m: status.update(m))
-    target_info = {"name": profile.name, "mode": "measured-on-device"}
-    if not profile.is_host:
-        target_info = {"name": profile.name, "mode": "emulated-on-host", "emulated": ["threads"]}
-    document = new_document(
-        target=target_info,
-        settings={**settings.__dict__, "data": dataset.source},
-        variants=summaries,
-    )
+        document = benchmark_artifacts(
+            artifacts, data, pytorch, target, threads, runs, warmup, rounds, on_progress=status.update
+        )
     write_results(document, out)
     console.print(rich_table(document))
     console.print(f"Results: {out}")

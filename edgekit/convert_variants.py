@@ -16,10 +16,11 @@ from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.results import new_document, write_results
 from edgekit.bundle import VariantRecord, check_outlook_against_measurement, choose_recommended, markdown
 from edgekit.data import TextDataset
+from edgekit.emulation import plan_emulation
 from edgekit.export.parity import check_parity
 from edgekit.gate import EvalSet, batch1_logits, judge
 from edgekit.hostinfo import detect_host
-from edgekit.pipeline import REJECTED_DIR, describe_parity, emulation_threads, package_variant
+from edgekit.pipeline import REJECTED_DIR, describe_parity, package_variant
 from edgekit.preflight import Outlook, outlook
 from edgekit.progress import Reporter
 from edgekit.recipe import Recipe
@@ -192,10 +193,16 @@ def _benchmark(
     records: list[VariantRecord], staging: Path, recipe: Recipe, target: TargetProfile, evaluation: EvalSet,
     reporter: Reporter,
 ) -> tuple[dict[str, Any], VariantRecord | None, dict[str, Any]]:  # fmt: skip
-    threads = recipe.bench.threads or emulation_threads(target, detect_host().usable_cores)
+    host = detect_host()
+    plan = None if target.is_host else plan_emulation(target, host)
+    threads = recipe.bench.threads or (plan.threads if plan else target.threads)
     settings = BenchSettings(threads=threads, runs=recipe.bench.runs, warmup=recipe.bench.warmup,
                              rounds=recipe.bench.rounds)  # fmt: skip
-    variants = [Variant(r.name, "artifact", staging / r.name) for r in records]
+
+    def env_for(engine: str) -> tuple[tuple[str, str], ...]:
+        return tuple(plan.engine_env.get(engine, {}).items()) if plan else ()
+
+    variants = [Variant(r.name, "artifact", staging / r.name, env_for(r.engine)) for r in records]
     source_record = None
     if recipe.bench.pytorch_baseline:
         variants.insert(0, Variant("pytorch-fp32", "pytorch", Path(recipe.model)))
@@ -211,8 +218,11 @@ def _benchmark(
         record.latency_ms = {k: summary["latency_ms"][k] for k in ("median", "p90", "p99", "mean")}
         if record.is_source:
             record.size_mb, record.accuracy = summary["model_size_mb"], summary["accuracy"]
-    mode = "measured-on-device" if target.is_host else "emulated-on-host (threads)"
-    info = {"threads": threads, "runs": settings.runs, "rounds": settings.rounds, "mode": mode}
+    mode = "measured-on-device" if plan is None else plan.label
+    info = {"threads": threads, "runs": settings.runs, "rounds": settings.rounds, "mode": mode,
+            "caveats": plan.caveats if plan else []}  # fmt: skip
+    for caveat in info["caveats"]:
+        reporter.note(f"emulation caveat: {caveat}")
     document = new_document(
         target={"name": target.name, "mode": mode.split(" ")[0]},
         settings={**settings.__dict__, "data": f"{evaluation.source} ({len(evaluation.texts)} rows)"},

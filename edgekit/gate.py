@@ -45,7 +45,8 @@ class GateReport:
 
     def summary(self) -> str:
         if self.basis == "accuracy":
-            figures = f"accuracy {self.accuracy:.4f} vs {self.reference_accuracy:.4f} (−{self.drop_points:.2f} pts)"
+            change = (self.accuracy - self.reference_accuracy) * 100
+            figures = f"accuracy {self.accuracy:.4f} vs {self.reference_accuracy:.4f} ({change:+.2f} pts)"
         else:
             figures = f"{self.drop_points:.2f}% of predictions changed (no labels)"
         verdict = "passed" if self.passed else "REJECTED"

@@ -14,6 +14,7 @@ from pathlib import Path
 # ISA features that matter for inference speed, under the names target profiles use.
 # /proc/cpuinfo spells some of them differently on x86 ("flags") and Arm ("Features").
 _X86_FEATURES = {
+    "sse4_2": "sse4_2",
     "avx": "avx",
     "avx2": "avx2",
     "fma": "fma",
@@ -62,6 +63,11 @@ def _normalise_arch(machine: str) -> str:
     if machine in {"arm64", "aarch64"}:
         return "aarch64"
     return machine
+
+
+def detectable_features() -> set[str]:
+    """Every feature name ``detect_host`` can report."""
+    return set(_X86_FEATURES.values()) | set(_ARM_FEATURES.values())
 
 
 def parse_cpuinfo(text: str) -> tuple[str, tuple[str, ...]]:

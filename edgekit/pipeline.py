@@ -36,7 +36,7 @@ from edgekit.export.parity import ParityReport, check_parity, pick_parity_texts
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.recipe import DataSpec, Recipe
 from edgekit.sources import LoadedSource, load_text_classifier, resolve_reference
-from edgekit.targets import TargetProfile, load_target
+from edgekit.targets import load_target
 from edgekit.variants import REFERENCE, VARIANTS
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -197,9 +197,3 @@ def package_variant(reference_dir: Path, folder: Path, engine: str, precision: s
 
 def manifest_path(folder: Path) -> Path:
     return folder / MANIFEST_NAME
-
-
-def emulation_threads(target: TargetProfile, host_cores: int) -> int:
-    """Threads to run with on this host for ``target``: its own, capped at the host's cores."""
-    wanted = target.threads if target.is_host else (target.emulation.threads or target.threads)
-    return max(1, min(wanted, host_cores))

@@ -34,6 +34,7 @@ class Variant:
     name: str
     kind: str  # "artifact" or "pytorch"
     path: Path
+    env: tuple[tuple[str, str], ...] = ()  # extra environment for this variant's worker (emulation)
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,11 @@ def latency_inputs(data: TextDataset, runs: int, seed: int) -> list[str]:
     return repeated
 
 
-def _run_worker(spec: WorkerSpec) -> dict[str, Any]:
+def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as scratch:
         spec_path, out_path = Path(scratch) / "spec.json", Path(scratch) / "out.json"
         spec_path.write_text(json.dumps(asdict(spec)))
-        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **dict(extra_env)}
         proc = subprocess.run(
             [sys.executable, "-m", "edgekit.bench.worker", str(spec_path), str(out_path)],
             capture_output=True,
@@ -102,7 +103,7 @@ def run_benchmark(
                 eval_labels=data.labels if first else None,
                 eval_batch_size=settings.eval_batch_size,
             )
-            raw[variant.name].append(_run_worker(spec))
+            raw[variant.name].append(_run_worker(spec, variant.env))
     reference = raw[variants[0].name][0]
     return [summarise(raw[v.name], reference) for v in variants]
 
