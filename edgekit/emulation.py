@@ -48,8 +48,8 @@ def plan_emulation(target: TargetProfile, host: HostInfo) -> EmulationPlan:
     threads = max(1, min(wanted, host.usable_cores))
     applied = [f"threads={threads}"]
     caveats: list[str] = []
-    if threads < wanted:
-        caveats.append(f"the target runs {wanted} threads; this host has {host.usable_cores} cores")
+    if threads < target.threads:
+        caveats.append(f"the target runs {target.threads} threads; emulated with {threads} on this host")
     engine_env: dict[str, dict[str, str]] = {}
     if target.arch != host.arch:
         caveats.append(f"the target is {target.arch}, this host {host.arch}: latencies are not the device's")
