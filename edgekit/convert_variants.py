@@ -117,7 +117,8 @@ def build_variants(
         "source": recipe.model,
         "target": target.name,
         "recipe_hash": recipe.content_hash(),
-        "weights_sha256": source.info.get("weights_sha256"),
+        "weights_sha256": source.info.get("teacher", source.info).get("weights_sha256"),
+        "distillation": read_manifest(reference_dir).metrics.get("distillation"),
         "recommended": recommended,
         "recommended_because": because,
         "reference_accuracy": reference_accuracy,
@@ -205,8 +206,9 @@ def _benchmark(
     variants = [Variant(r.name, "artifact", staging / r.name, env_for(r.engine)) for r in records]
     source_record = None
     if recipe.bench.pytorch_baseline:
-        variants.insert(0, Variant("pytorch-fp32", "pytorch", Path(recipe.model)))
-        source_record = VariantRecord("pytorch-fp32", "pytorch", "fp32", 0.0, gate=None, is_source=True)
+        name = "pytorch-fp32-teacher" if recipe.distill else "pytorch-fp32"
+        variants.insert(0, Variant(name, "pytorch", Path(recipe.model)))
+        source_record = VariantRecord(name, "pytorch", "fp32", 0.0, gate=None, is_source=True)
     # The labels only serve the PyTorch row's accuracy; the artifacts' accuracy is the gate's (batch 1).
     labels = [str(i) for i in evaluation.label_ids] if evaluation.label_ids is not None else None
     inputs = TextDataset(evaluation.texts, labels, evaluation.source)

@@ -19,6 +19,7 @@ from pathlib import Path
 from edgekit.artifact import atomic_directory, sha256_file
 from edgekit.data import TextDataset
 from edgekit.errors import DataError
+from edgekit.hf_progress import progress_bar_only
 from edgekit.progress import Reporter, SilentReporter
 
 TRAINING_RECORD = "training.json"
@@ -120,12 +121,6 @@ def finetune_classifier(
         else None
     )
 
-    class ProgressBarOnly(transformers.trainer_callback.ProgressCallback):
-        """Trainer's progress bar without the metric dicts it prints after each log event."""
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            pass
-
     def accuracy(prediction) -> dict[str, float]:
         return {"accuracy": float((np.argmax(prediction.predictions, -1) == prediction.label_ids).mean())}
 
@@ -146,7 +141,8 @@ def finetune_classifier(
             report_to=[],
             use_cpu=True,
             dataloader_num_workers=0,
-            disable_tqdm=False,  # our ProgressBarOnly callback shows the bar
+            disable_tqdm=False,  # progress_bar_only() keeps the bar and drops the metric dicts
+            dataloader_pin_memory=False,
         )
         trainer = transformers.Trainer(
             model=model,
@@ -156,9 +152,7 @@ def finetune_classifier(
             data_collator=transformers.DataCollatorWithPadding(tokenizer),
             compute_metrics=accuracy,
         )
-        for noisy in (transformers.trainer_callback.ProgressCallback, transformers.trainer_callback.PrinterCallback):
-            trainer.remove_callback(noisy)
-        trainer.add_callback(ProgressBarOnly())
+        progress_bar_only(trainer)
         started = time.perf_counter()
         output = trainer.train()
         seconds = time.perf_counter() - started

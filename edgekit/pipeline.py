@@ -75,7 +75,8 @@ def _reusable(out: Path, recipe: Recipe) -> ConvertResult | None:
         else:
             summary, artifact_dir = None, out
             manifest = load_manifest(out, verify=True)
-            key = (manifest.recipe_hash, manifest.source.get("weights_sha256"))
+            origin = manifest.source.get("teacher", manifest.source)  # a distilled student names its teacher
+            key = (manifest.recipe_hash, origin.get("weights_sha256"))
         manifest = read_manifest(artifact_dir)
     except (OSError, KeyError, json.JSONDecodeError, ArtifactError):
         return None
@@ -84,8 +85,14 @@ def _reusable(out: Path, recipe: Recipe) -> ConvertResult | None:
     return ConvertResult(artifact_dir, manifest, True, 0.0, summary)
 
 
-def convert(recipe: Recipe, reporter: Reporter | None = None, force: bool = False) -> ConvertResult:
-    """Convert the recipe's model into an artifact (or a bundle of variants) at ``recipe.out``."""
+def convert(
+    recipe: Recipe, reporter: Reporter | None = None, force: bool = False, resume: bool = False
+) -> ConvertResult:
+    """Convert the recipe's model into an artifact (or a bundle of variants) at ``recipe.out``.
+
+    With ``recipe.distill`` the model is first distilled into a student, which is then what
+    gets exported; ``resume`` continues an interrupted distillation from its last checkpoint.
+    """
     reporter = reporter or SilentReporter()
     started = time.perf_counter()
     if recipe.out is None:
@@ -102,9 +109,12 @@ def convert(recipe: Recipe, reporter: Reporter | None = None, force: bool = Fals
 
     with reporter.stage(f"Loading {recipe.model}"):
         source = load_text_classifier(recipe.model, recipe.revision, recipe.trust_remote_code)
+    distillation = None
+    if recipe.distill is not None:
+        source, distillation = distill_source(source, recipe, data, out, reporter, resume)
     with atomic_directory(out) as staging:
         reference_dir = staging / REFERENCE if recipe.is_bundle else staging
-        manifest = _build_reference(source, reference_dir, recipe, target.name, parity_texts, reporter)
+        manifest = _build_reference(source, reference_dir, recipe, target.name, parity_texts, reporter, distillation)
         summary = None
         if recipe.is_bundle:
             from edgekit.convert_variants import build_variants
@@ -128,14 +138,58 @@ def _check_data_for_variants(recipe: Recipe, data: TextDataset | None) -> None:
         raise RecipeError(f"Variants {needs_calibration} need calibration data: pass --data FILE.")
 
 
+def distill_source(
+    teacher: LoadedSource, recipe: Recipe, data: TextDataset | None, out: Path, reporter: Reporter, resume: bool
+) -> tuple[LoadedSource, dict[str, Any]]:
+    """Distil the recipe's model; return the student as the new source, and what was done."""
+    from edgekit.distill.stage import run_distillation
+
+    spec = recipe.distill
+    assert spec is not None
+    train = _read_data(spec.data)
+    evaluation = _read_data(spec.eval_data) if spec.eval_data is not None else data
+    if evaluation is None:
+        raise RecipeError("Distillation picks its best checkpoint on dev data: set distill.eval_data or data.")
+    work = spec.work_dir or out.parent / ".edgekit-work" / out.name
+    result = run_distillation(teacher, spec, train, evaluation, work / "distill", reporter, resume)
+    record = {k: v for k, v in result.record.items() if k != "cache_key"}
+    reporter.note(describe_distillation(record))
+    student = load_text_classifier(str(result.checkpoint))
+    student.info = {**student.info, "distilled": True, "teacher": teacher.info}
+    return student, record
+
+
+def describe_distillation(record: dict[str, Any]) -> str:
+    if record["student_accuracy"] is None:
+        quality = f"agreement with the teacher {record['agreement_with_teacher']:.4f}"
+    else:
+        drop = (record["teacher_accuracy"] - record["student_accuracy"]) * 100
+        quality = (
+            f"student accuracy {record['student_accuracy']:.4f} vs teacher {record['teacher_accuracy']:.4f} "
+            f"({-drop:+.2f} pts), agreement {record['agreement_with_teacher']:.4f}"
+        )
+    return (
+        f"distilled {record['student_layers']} layers {record['layer_map']} in {record['steps']} steps "
+        f"({record['train_seconds']:.0f}s): {quality}"
+    )
+
+
 def _build_reference(
-    source: LoadedSource, folder: Path, recipe: Recipe, target: str, parity_texts: list[str], reporter: Reporter
+    source: LoadedSource,
+    folder: Path,
+    recipe: Recipe,
+    target: str,
+    parity_texts: list[str],
+    reporter: Reporter,
+    distillation: dict[str, Any] | None = None,
 ) -> Manifest:
     folder.mkdir(parents=True, exist_ok=True)
     with reporter.stage(f"Exporting ONNX ({recipe.export.exporter})"):
         graph = export_onnx(source, folder, recipe.export)
     with reporter.stage("Packaging the artifact"):
         manifest = _package(source, folder, graph, recipe, target)
+        if distillation is not None:
+            manifest.metrics["distillation"] = distillation
     with reporter.stage(f"Checking parity on {len(parity_texts)} real texts"):
         report = check_parity(source, folder, parity_texts, recipe.parity.batch_sizes, recipe.parity.atol)
         manifest.parity = report.to_dict()
@@ -191,7 +245,8 @@ def package_variant(reference_dir: Path, folder: Path, engine: str, precision: s
     reference = read_manifest(reference_dir)
     shutil.copy2(reference_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
     fields = {**reference.__dict__, "engine": engine, "precision": precision, "model_file": model_file}
-    fields.update(parity=None, metrics={}, notes=[], files={})
+    kept = {k: v for k, v in reference.metrics.items() if k == "distillation"}  # a property of the weights
+    fields.update(parity=None, metrics=kept, notes=[], files={})
     return seal(folder, Manifest(**fields))
 
 

@@ -86,6 +86,45 @@ class BenchSpec(_Strict):
     rounds: int = Field(2, ge=1)
 
 
+class LossWeightsSpec(_Strict):
+    kl: float = Field(1.0, ge=0, description="soft-label KL on temperature-softened logits")
+    ce: float = Field(0.5, ge=0, description="hard-label cross-entropy (labelled data only)")
+    hidden: float = Field(0.0, ge=0, description="hidden-state MSE on mapped layers (runs the teacher per step)")
+    attention: float = Field(0.0, ge=0, description="last-layer attention KL, MiniLM-style (teacher per step)")
+
+
+class DistillSpec(_Strict):
+    student_layers: int | list[int] | None = Field(
+        None, description="layers to keep: a count (uniform map) or teacher indices; None: half the teacher's"
+    )
+    student: str | None = Field(None, description="a separate student checkpoint sharing the teacher's vocabulary")
+    data: DataSpec = Field(description="training texts, labelled or not")
+    eval_data: DataSpec | None = Field(None, description="dev data for the best checkpoint; None: the recipe's data")
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="a step budget; overrides epochs")
+    max_train_rows: int | None = Field(None, ge=1, description="train on a random subset of this many rows")
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    max_length: int = Field(64, ge=8)
+    temperature: float = Field(2.0, gt=0)
+    weights: LossWeightsSpec = Field(default_factory=LossWeightsSpec)
+    eval_steps: int | None = Field(None, ge=1, description="None: four evaluations over the run")
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    seed: int = 0
+    work_dir: Path | None = Field(None, description="checkpoints and caches; None: .edgekit-work/<out name>")
+
+    @field_validator("student_layers")
+    @classmethod
+    def _positive(cls, value: int | list[int] | None) -> int | list[int] | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a student needs at least one layer")
+        if isinstance(value, list) and not value:
+            raise ValueError("the layer list is empty")
+        return value
+
+
 class Recipe(_Strict):
     model: str = Field(description="HF checkpoint directory or hub id")
     task: Literal["text-classification"] = "text-classification"
@@ -101,6 +140,7 @@ class Recipe(_Strict):
     openvino: OpenVinoSpec = Field(default_factory=OpenVinoSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
     bench: BenchSpec = Field(default_factory=BenchSpec)
+    distill: DistillSpec | None = None
 
     @field_validator("variants")
     @classmethod
@@ -126,19 +166,34 @@ class Recipe(_Strict):
 
     def resolved(self, base: Path) -> Recipe:
         """Resolve relative paths against ``base`` (the recipe file's folder)."""
-        updates: dict = {}
-        if self.out is not None and not self.out.is_absolute():
-            updates["out"] = (base / self.out).resolve()
-        model_path = base / self.model
-        if not Path(self.model).is_absolute() and model_path.exists():
-            updates["model"] = str(model_path.resolve())
-        if self.data is not None and not self.data.path.is_absolute():
-            updates["data"] = self.data.model_copy(update={"path": (base / self.data.path).resolve()})
+
+        def path(value: Path) -> Path:
+            return value if value.is_absolute() else (base / value).resolve()
+
+        def data(spec: DataSpec | None) -> DataSpec | None:
+            return None if spec is None else spec.model_copy(update={"path": path(spec.path)})
+
+        def model_ref(ref: str) -> str:  # a hub id stays as it is
+            return str(path(Path(ref))) if (base / ref).exists() and not Path(ref).is_absolute() else ref
+
         calibration = self.quantization.calibration
-        if calibration.data is not None and not calibration.data.path.is_absolute():
-            data = calibration.data.model_copy(update={"path": (base / calibration.data.path).resolve()})
-            updates["quantization"] = self.quantization.model_copy(
-                update={"calibration": calibration.model_copy(update={"data": data})}
+        updates: dict = {
+            "out": None if self.out is None else path(self.out),
+            "model": model_ref(self.model),
+            "data": data(self.data),
+            "quantization": self.quantization.model_copy(
+                update={"calibration": calibration.model_copy(update={"data": data(calibration.data)})}
+            ),
+        }
+        if self.distill is not None:
+            spec = self.distill
+            updates["distill"] = spec.model_copy(
+                update={
+                    "data": data(spec.data),
+                    "eval_data": data(spec.eval_data),
+                    "student": None if spec.student is None else model_ref(spec.student),
+                    "work_dir": None if spec.work_dir is None else path(spec.work_dir),
+                }
             )
         return self.model_copy(update=updates)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="edgekit-test-hf-")
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["EDGEKIT_CACHE"] = tempfile.mkdtemp(prefix="edgekit-test-cache-")  # teacher logits etc.
 
 import pytest  # noqa: E402
 
@@ -39,19 +40,23 @@ def _write_vocab(path: Path) -> None:
     path.write_text("\n".join(tokens) + "\n")
 
 
-def build_tiny_classifier(directory: Path, seed: int = 0, labels: list[str] = TINY_LABELS) -> Path:
-    """Save a 2-layer, hidden-32 BERT sequence classifier and its fast tokenizer."""
+def build_tiny_classifier(
+    directory: Path, seed: int = 0, labels: list[str] = TINY_LABELS, layers: int = 2, vocab_extra: str = ""
+) -> Path:
+    """Save a tiny (hidden 32) BERT sequence classifier and its fast tokenizer."""
     import torch
     import transformers
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = directory / "vocab.txt"
     _write_vocab(vocab)
+    if vocab_extra:
+        vocab.write_text(vocab.read_text() + vocab_extra + "\n")
     tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab), model_max_length=64)
     config = transformers.BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=64,

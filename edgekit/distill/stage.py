@@ -1,0 +1,285 @@
+"""The distillation stage: teacher → student checkpoint, cached by its inputs, resumable.
+
+1. Build the student (layers of the teacher, or a given checkpoint with the same vocabulary).
+2. Run the teacher once over the training and evaluation texts and cache its logits.
+3. Train with ``DistillationTrainer`` (HF ``Trainer``): checkpoints every evaluation, the
+   best checkpoint by dev accuracy (or agreement with the teacher, without labels) kept.
+4. Write the student as a normal HF checkpoint plus ``distillation.json`` (what was done
+   and how well it worked); a later run with the same inputs reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.artifact import atomic_directory, sha256_file
+from edgekit.data import TextDataset
+from edgekit.distill.losses import LossWeights
+from edgekit.errors import DataError
+from edgekit.hf_progress import progress_bar_only
+from edgekit.progress import Reporter, SilentReporter
+from edgekit.recipe import DistillSpec
+from edgekit.sources import LoadedSource
+
+RECORD = "distillation.json"
+
+
+def logits_cache_dir() -> Path:
+    """Teacher logits are shared by every student of the same teacher and data (keyed by hash)."""
+    return Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "teacher-logits"
+
+
+@dataclass(frozen=True)
+class DistillResult:
+    checkpoint: Path
+    record: dict[str, Any]
+    reused: bool
+
+
+def _key(teacher: LoadedSource, train: TextDataset, evaluation: TextDataset, spec: DistillSpec) -> str:
+    digest = hashlib.sha256()
+    digest.update(str(teacher.info.get("weights_sha256") or teacher.info).encode())
+    if spec.student and (Path(spec.student) / "model.safetensors").is_file():
+        digest.update(sha256_file(Path(spec.student) / "model.safetensors").encode())
+    payload = [train.texts, train.labels, evaluation.texts, evaluation.labels, spec.model_dump(mode="json")]
+    digest.update(json.dumps(payload).encode())
+    return digest.hexdigest()
+
+
+class _Rows:
+    """Tokenized rows with the teacher's cached logits (and labels when known)."""
+
+    def __init__(self, tokenizer, texts: list[str], logits: np.ndarray, labels: list[int] | None, max_length: int):
+        self._encodings = tokenizer(texts, truncation=True, max_length=max_length)
+        self._logits, self._labels = logits, labels
+
+    def __len__(self) -> int:
+        return len(self._logits)
+
+    def __getitem__(self, index: int) -> dict:
+        from edgekit.distill.trainer import TEACHER_LOGITS
+
+        item = {key: values[index] for key, values in self._encodings.items()}
+        item[TEACHER_LOGITS] = self._logits[index]
+        if self._labels is not None:
+            item["labels"] = self._labels[index]
+        return item
+
+
+def _collator(tokenizer):
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    from edgekit.distill.trainer import TEACHER_LOGITS
+
+    pad = DataCollatorWithPadding(tokenizer)
+
+    def collate(rows: list[dict]) -> dict:
+        logits = torch.tensor(np.stack([row.pop(TEACHER_LOGITS) for row in rows]), dtype=torch.float32)
+        batch = pad(rows)
+        batch[TEACHER_LOGITS] = logits
+        return batch
+
+    return collate
+
+
+def teacher_logits(teacher: LoadedSource, texts: list[str], max_length: int, cache: Path, label: str) -> np.ndarray:
+    """The teacher's logits for ``texts``, computed once (longest-first batches) and cached."""
+    import torch
+    from tqdm.auto import tqdm
+
+    digest = hashlib.sha256(json.dumps([str(teacher.info), texts, max_length]).encode()).hexdigest()[:16]
+    path = cache / f"teacher-logits-{label}-{digest}.npy"
+    if path.is_file():
+        return np.load(path)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    result = np.zeros((len(texts), len(teacher.labels)), dtype=np.float32)
+    model = teacher.model.eval()
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), 64), desc=f"teacher logits ({label})", unit="batch"):
+            chosen = order[start : start + 64]
+            encoded = teacher.tokenizer([texts[i] for i in chosen], padding=True, truncation=True,
+                                        max_length=max_length, return_tensors="pt")  # fmt: skip
+            result[chosen] = model(**encoded).logits.float().numpy()
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, result)
+    return result
+
+
+def build_student(teacher: LoadedSource, spec: DistillSpec) -> tuple[Any, Any, list[int]]:
+    """(student model, its tokenizer, layer map: teacher layer for each student layer)."""
+    import transformers
+
+    from edgekit.distill.student import (
+        check_same_vocabulary,
+        layer_count,
+        student_from_teacher,
+        uniform_layer_map,
+    )
+
+    teacher_layers = layer_count(teacher.model)
+    if spec.student is not None:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(spec.student, use_fast=True)
+        check_same_vocabulary(teacher.tokenizer, tokenizer, spec.student)
+        student = transformers.AutoModelForSequenceClassification.from_pretrained(
+            spec.student,
+            num_labels=len(teacher.labels),
+            id2label=dict(enumerate(teacher.labels)),
+            label2id={name: i for i, name in enumerate(teacher.labels)},
+            ignore_mismatched_sizes=True,
+        )
+        student_layers = layer_count(student)
+        return student, tokenizer, uniform_layer_map(teacher_layers, min(student_layers, teacher_layers))
+    if isinstance(spec.student_layers, list):
+        layer_map = list(spec.student_layers)
+    else:
+        layer_map = uniform_layer_map(teacher_layers, spec.student_layers or max(1, teacher_layers // 2))
+    return student_from_teacher(teacher.model, layer_map), teacher.tokenizer, layer_map
+
+
+def run_distillation(
+    teacher: LoadedSource,
+    spec: DistillSpec,
+    train: TextDataset,
+    evaluation: TextDataset,
+    work_dir: Path,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+) -> DistillResult:
+    reporter = reporter or SilentReporter()
+    if spec.max_train_rows is not None:
+        train = train.sample(spec.max_train_rows, seed=spec.seed)
+    if len(train) == 0 or len(evaluation) == 0:
+        raise DataError("Distillation needs training and evaluation texts; a data file was empty.")
+    key = _key(teacher, train, evaluation, spec)
+    output = work_dir / "student"
+    previous = _read_record(output)
+    if previous is not None and previous.get("cache_key") == key:
+        reporter.note(f"reusing the distilled student in {output}")
+        return DistillResult(output, previous, True)
+
+    import transformers
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from edgekit.distill.trainer import DistillationTrainer
+
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    transformers.set_seed(spec.seed)
+    student, tokenizer, layer_map = build_student(teacher, spec)
+    labels = teacher.labels
+    train_ids = train.label_ids(labels) if train.has_labels else None
+    eval_logits = teacher_logits(teacher, evaluation.texts, spec.max_length, logits_cache_dir(), "eval")
+    teacher_eval = eval_logits.argmax(-1)
+    eval_ids = evaluation.label_ids(labels) if evaluation.has_labels else teacher_eval.tolist()
+    with reporter.stage(f"Teacher logits for {len(train)} training texts (cached)"):
+        train_logits = teacher_logits(teacher, train.texts, spec.max_length, logits_cache_dir(), "train")
+
+    def metrics(prediction) -> dict[str, float]:
+        predicted = np.argmax(prediction.predictions, -1)
+        return {
+            "accuracy": float((predicted == prediction.label_ids).mean()),
+            "agreement": float((predicted == teacher_eval).mean()),
+        }
+
+    checkpoints = work_dir / "checkpoints"
+    if not resume:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    train_rows = _Rows(tokenizer, train.texts, train_logits, train_ids, spec.max_length)
+    eval_rows = _Rows(tokenizer, evaluation.texts, eval_logits, eval_ids, spec.max_length)
+    steps_per_epoch = max(1, -(-len(train) // spec.batch_size))
+    total_steps = spec.max_steps or int(steps_per_epoch * spec.epochs)
+    eval_steps = spec.eval_steps or max(10, total_steps // 4)
+    args = transformers.TrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=spec.epochs,
+        max_steps=spec.max_steps or -1,
+        per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=64,
+        learning_rate=spec.learning_rate,
+        weight_decay=spec.weight_decay,
+        warmup_ratio=spec.warmup_ratio,
+        lr_scheduler_type="linear",
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        logging_steps=max(1, eval_steps // 2),
+        report_to=[],
+        seed=spec.seed,
+        bf16=spec.mixed_precision == "bf16",
+        fp16=spec.mixed_precision == "fp16",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        save_safetensors=True,
+    )
+    weights = LossWeights(**spec.weights.model_dump())
+    trainer = DistillationTrainer(
+        model=student,
+        args=args,
+        train_dataset=train_rows,
+        eval_dataset=eval_rows,
+        data_collator=_collator(tokenizer),
+        compute_metrics=metrics,
+        teacher=teacher.model if weights.needs_teacher_internals else None,
+        weights=weights,
+        temperature=spec.temperature,
+        layer_map=layer_map,
+    )
+    progress_bar_only(trainer)
+    last_checkpoint = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
+    started = time.perf_counter()
+    with reporter.stage(f"Distilling {len(layer_map)}-layer student ({total_steps} steps)"):
+        result = trainer.train(resume_from_checkpoint=last_checkpoint)
+    seconds = time.perf_counter() - started
+    final = trainer.evaluate()
+    teacher_accuracy = float((teacher_eval == np.asarray(eval_ids)).mean()) if evaluation.has_labels else None
+    record = {
+        "cache_key": key,
+        "teacher": teacher.info,
+        "student_init": spec.student or "layers of the teacher",
+        "layer_map": layer_map,
+        "student_layers": len(layer_map),
+        "losses": {**asdict(weights), "temperature": spec.temperature},
+        "train_rows": len(train),
+        "eval_rows": len(evaluation),
+        "eval_data": evaluation.source,
+        "labelled_training": train.has_labels,
+        "steps": result.global_step,
+        "resumed": last_checkpoint is not None,
+        "resumed_from": last_checkpoint,
+        "train_seconds": seconds,
+        "teacher_accuracy": teacher_accuracy,
+        "student_accuracy": final["eval_accuracy"] if evaluation.has_labels else None,
+        "agreement_with_teacher": final["eval_agreement"],
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+    }
+    with atomic_directory(output) as staging:
+        trainer.save_model(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return DistillResult(output, record, False)
+
+
+def _read_record(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / RECORD).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
