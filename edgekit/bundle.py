@@ -152,14 +152,25 @@ def table_rows(summary: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _subject(summary: dict[str, Any]) -> str:
+    distilled = summary.get("distillation")
+    if distilled:
+        return f"the {distilled['student_layers']}-layer student of {summary['source']}"
+    return summary["source"]
+
+
 def markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# Variants of {summary['source']}", "", _caption(summary), ""]
+    lines = [f"# Variants of {_subject(summary)}", "", _caption(summary), ""]
     lines += ["| " + " | ".join(c or "note" for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary)]
     base = _baseline(summary["variants"])
     if base:
         lines += ["", f"Speed-up is relative to {base['name']}; Δ pts and agreement are relative to {REFERENCE}."]
     lines += ["", f"**Recommended: {summary['recommended']}** — {summary['recommended_because']}.", ""]
+    if summary.get("distillation"):
+        from edgekit.pipeline import describe_distillation
+
+        lines += [f"Distillation: {describe_distillation(summary['distillation'])}.", ""]
     lines += ["## Pre-flight", ""] + [f"- {o['engine']} {o['precision']}: expected **{o['verdict']}** — {o['reason']}"
                                       for o in summary["preflight"]]  # fmt: skip
     if summary["preflight_vs_measured"]:
@@ -187,7 +198,7 @@ def _caption(summary: dict[str, Any]) -> str:
 def rich_table(summary: dict[str, Any]):
     from rich.table import Table
 
-    table = Table(title=f"edgekit convert: variants of {summary['source']}", caption=_caption(summary),
+    table = Table(title=f"edgekit convert: variants of {_subject(summary)}", caption=_caption(summary),
                   caption_justify="left")  # fmt: skip
     left = {"variant", "engine", "precision", "gate", ""}
     for column in COLUMNS:

@@ -79,13 +79,20 @@ def quickstart(
     )
     summary = result.conversion.summary
     console.print(rich_table(summary))
+    console.print(rich_table(result.student.summary))
+    distilled = result.student.summary["distillation"]
+    if distilled:
+        from edgekit.pipeline import describe_distillation
+
+        console.print(f"Student: {describe_distillation(distilled)} (on the training utterances).")
     reference = json.loads((result.conversion.out / "onnx-fp32" / "manifest.json").read_text())["parity"]
     try_it = f"EdgeModel.load('{result.conversion.out}').predict('turn off the lights')"
     console.print(
         f"Parity of the ONNX FP32 artifact vs PyTorch: max |Δlogit| {reference['max_abs_diff']:.2e} "
         f"on {reference['texts']} held-out texts.\n"
-        f"[bold]Recommended: {summary['recommended']}[/] — {summary['recommended_because']}.\n"
-        f"Artifacts: {result.conversion.out}\nReport:    {result.report_path}\n"
+        f"[bold]Recommended for the teacher: {summary['recommended']}[/] — {summary['recommended_because']}.\n"
+        f"[bold]Recommended for the student: {result.student.summary['recommended']}[/].\n"
+        f"Artifacts: {result.conversion.out} and {result.student.out}\nReport:    {result.report_path}\n"
         f'Try it:    python -c "from edgekit.runtime import EdgeModel; print({try_it})"'
     )
 
@@ -115,6 +122,14 @@ def convert(
         float | None, typer.Option(help="Accuracy points a variant may lose (default: target budget, else 1.0).")
     ] = None,
     bench: Annotated[bool, typer.Option(help="Benchmark the variants to pick the recommended one.")] = True,
+    distill_layers: Annotated[
+        str | None, typer.Option(help="Distil first: a layer count (e.g. 3) or teacher layers (e.g. 0,2,4).")
+    ] = None,
+    distill_data: Annotated[
+        Path | None, typer.Option(help="Training texts for distillation (labels optional).")
+    ] = None,
+    distill_epochs: Annotated[float | None, typer.Option(help="Distillation epochs (default 1).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted distillation from its checkpoint.")] = False,
     force: Annotated[bool, typer.Option(help="Rebuild even if the artifact is up to date.")] = False,
 ) -> None:
     """Convert a fine-tuned model into an artifact: ONNX export, parity gate, manifest.
@@ -134,6 +149,9 @@ def convert(
 
     `edgekit convert --model ./my-bert --out artifacts/my-bert --data dev.tsv --target x86-avx2-box
     --variants onnx-fp32,ort-int8-dynamic,ort-int8-static,ov-fp32,ov-int8`
+
+    `edgekit convert --model ./my-bert --out artifacts/student --data dev.tsv --distill-layers 3
+    --distill-data train.tsv --quantize dynamic`
     """
     from edgekit.pipeline import convert as run_convert
     from edgekit.progress import ConsoleReporter
@@ -157,9 +175,11 @@ def convert(
         fields["gate"] = {**fields.get("gate", {}), "max_accuracy_drop": max_accuracy_drop}
     if not bench:
         fields["bench"] = {**fields.get("bench", {}), "enabled": False}
+    _apply_distill_flags(fields, distill_layers, distill_data, distill_epochs)
     if "model" not in fields:
         raise RecipeError("Say which model to convert: pass a recipe file or --model PATH_OR_HUB_ID.")
-    result = run_convert(build_recipe(fields, origin="The conversion settings"), ConsoleReporter(err_console), force)
+    recipe_ = build_recipe(fields, origin="The conversion settings")
+    result = run_convert(recipe_, ConsoleReporter(err_console), force, resume)
     manifest = result.manifest
     verb = "Reused" if result.reused else "Wrote"
     if result.summary is None:
@@ -188,6 +208,27 @@ def _given(**values) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _apply_distill_flags(fields: dict, layers: str | None, data: Path | None, epochs: float | None) -> None:
+    if layers is None and data is None and epochs is None:
+        return
+    spec = dict(fields.get("distill") or {})
+    if layers is not None:
+        try:
+            numbers = [int(part) for part in layers.split(",")]
+        except ValueError:
+            raise RecipeError(
+                f"--distill-layers takes a count (3) or teacher layers (0,2,4), not '{layers}'."
+            ) from None
+        spec["student_layers"] = numbers if "," in layers else numbers[0]
+    if data is not None:
+        spec["data"] = {"path": data}
+    if epochs is not None:
+        spec["epochs"] = epochs
+    if "data" not in spec:
+        raise RecipeError("Distillation needs training texts: pass --distill-data FILE.")
+    fields["distill"] = spec
+
+
 def _apply_variant_flags(fields: dict, variants: str | None, quantize: str | None) -> None:
     if variants is not None:
         fields["variants"] = [name.strip() for name in variants.split(",") if name.strip()]
@@ -200,6 +241,39 @@ def _apply_variant_flags(fields: dict, variants: str | None, quantize: str | Non
     if shorthand[quantize] and shorthand[quantize] not in chosen:
         chosen.append(shorthand[quantize])
     fields["variants"] = chosen
+
+
+@app.command()
+@user_errors
+def distill(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML with a `distill:` section.")],
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
+) -> None:
+    """Run only the distillation stage of a recipe: teacher → student checkpoint.
+
+    Use it to train on several GPUs or machines (Hugging Face Trainer handles the
+    distribution); a later `edgekit convert` of the same recipe reuses the student.
+
+    **Examples:**
+
+    `edgekit distill recipe.yaml`
+
+    `torchrun --nproc_per_node 4 -m edgekit distill recipe.yaml`
+
+    `accelerate launch -m edgekit distill recipe.yaml --resume`
+    """
+    from edgekit.pipeline import distill_source, read_data_spec
+    from edgekit.progress import ConsoleReporter
+    from edgekit.recipe import load_recipe
+    from edgekit.sources import load_text_classifier
+
+    spec = load_recipe(recipe)
+    if spec.distill is None or spec.out is None:
+        raise RecipeError(f"{recipe} needs a `distill:` section and an `out:` folder to distil.")
+    data = read_data_spec(spec.data) if spec.data is not None else None
+    teacher = load_text_classifier(spec.model, spec.revision, spec.trust_remote_code)
+    student, record = distill_source(teacher, spec, data, Path(spec.out), ConsoleReporter(err_console), resume)
+    console.print(f"Student: {student.info['path']}")
 
 
 @app.command()

@@ -20,7 +20,7 @@ from edgekit.emulation import plan_emulation
 from edgekit.export.parity import check_parity
 from edgekit.gate import EvalSet, batch1_logits, judge
 from edgekit.hostinfo import detect_host
-from edgekit.pipeline import REJECTED_DIR, describe_parity, package_variant
+from edgekit.pipeline import REJECTED_DIR, describe_parity, package_variant, read_data_spec
 from edgekit.preflight import Outlook, outlook
 from edgekit.progress import Reporter
 from edgekit.recipe import Recipe
@@ -42,10 +42,8 @@ def _eval_set(data: TextDataset, recipe: Recipe, labels: list[str]) -> EvalSet:
 
 
 def _calibration_texts(recipe: Recipe, data: TextDataset) -> list[str]:
-    from edgekit.pipeline import _read_data
-
     spec = recipe.quantization.calibration
-    pool = _read_data(spec.data) if spec.data is not None else data
+    pool = read_data_spec(spec.data) if spec.data is not None else data
     return pool.sample(spec.samples, seed=1).texts
 
 

@@ -56,7 +56,7 @@ class ConvertResult:
         return self.artifact_dir.parent if self.summary else self.artifact_dir
 
 
-def _read_data(spec: DataSpec) -> TextDataset:
+def read_data_spec(spec: DataSpec) -> TextDataset:
     return read_text_dataset(spec.path, spec.text_column, spec.label_column, spec.format)
 
 
@@ -103,7 +103,7 @@ def convert(
         reporter.note(f"{out} is up to date with this recipe and model; reusing it (--force rebuilds).")
         return existing
 
-    data = _read_data(recipe.data) if recipe.data is not None else None
+    data = read_data_spec(recipe.data) if recipe.data is not None else None
     _check_data_for_variants(recipe, data)
     parity_texts = pick_parity_texts(data.texts if data else PROBE_TEXTS, recipe.parity.samples)
 
@@ -146,8 +146,8 @@ def distill_source(
 
     spec = recipe.distill
     assert spec is not None
-    train = _read_data(spec.data)
-    evaluation = _read_data(spec.eval_data) if spec.eval_data is not None else data
+    train = read_data_spec(spec.data)
+    evaluation = read_data_spec(spec.eval_data) if spec.eval_data is not None else data
     if evaluation is None:
         raise RecipeError("Distillation picks its best checkpoint on dev data: set distill.eval_data or data.")
     work = spec.work_dir or out.parent / ".edgekit-work" / out.name

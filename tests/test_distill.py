@@ -1,6 +1,7 @@
 """Distillation on tiny BERTs: student construction, loss terms, training, resume, bad inputs."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -164,3 +165,53 @@ def test_convert_with_distillation_records_it_in_the_manifest(tmp_path, trained_
     assert result.summary["distillation"]["student_layers"] == 1
     assert (tmp_path / ".edgekit-work" / "out" / "distill" / "student" / "distillation.json").is_file()
     assert convert(recipe).reused
+
+
+def _distill_recipe(tmp_path, teacher, eval_data, **distill) -> Path:
+    train = write_tsv(tmp_path / "train.tsv", synthetic_sentiment(120, seed=8))
+    spec = {"student_layers": 1, "data": {"path": str(train)}, "batch_size": 16, "learning_rate": 3e-3,
+            "max_length": 32, **distill}  # fmt: skip
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(json.dumps({"model": str(teacher), "out": str(tmp_path / "out"),
+                                  "data": {"path": str(eval_data)}, "distill": spec}))  # fmt: skip
+    return recipe
+
+
+def test_cli_distill_flags_and_command(tmp_path, trained_tiny_dir, sentiment_eval):
+    from typer.testing import CliRunner
+
+    from edgekit.cli import app
+
+    runner = CliRunner()
+    train = write_tsv(tmp_path / "t.tsv", synthetic_sentiment(120, seed=9))
+    result = runner.invoke(app, ["convert", "--model", str(trained_tiny_dir), "--out", str(tmp_path / "s"),
+                                 "--data", str(sentiment_eval), "--distill-layers", "1", "--distill-data", str(train),
+                                 "--no-bench", "--quantize", "dynamic"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1-layer student" in result.output
+    bad = runner.invoke(app, ["convert", "--model", str(trained_tiny_dir), "--out", str(tmp_path / "x"),
+                              "--distill-layers", "two", "--distill-data", str(train)])  # fmt: skip
+    assert bad.exit_code == 2 and "--distill-layers takes a count" in bad.output
+    only = runner.invoke(
+        app, ["distill", str(_distill_recipe(tmp_path, trained_tiny_dir, sentiment_eval, max_steps=8))]
+    )
+    assert only.exit_code == 0, only.output
+    assert (tmp_path / ".edgekit-work" / "out" / "distill" / "student" / "model.safetensors").is_file()
+
+
+@pytest.mark.integration
+def test_distill_runs_data_parallel_under_torchrun(tmp_path, trained_tiny_dir, sentiment_eval):
+    """Two CPU processes (gloo) under torchrun: Trainer shards the data; one student is written."""
+    import os
+    import subprocess
+    import sys
+
+    recipe = _distill_recipe(tmp_path, trained_tiny_dir, sentiment_eval, max_steps=6, eval_steps=3)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+               "-m", "edgekit", "distill", str(recipe)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / ".edgekit-work" / "out" / "distill" / "student" / "distillation.json").read_text())
+    assert record["steps"] == 6
+    assert record["world_size"] == 2

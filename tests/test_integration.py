@@ -72,6 +72,11 @@ def test_quickstart_end_to_end_and_reuse(tmp_path):
     report = (tmp_path / "qs" / "report.md").read_text()
     assert report.startswith("# Variants of") and "Benchmark details" in report
     EdgeModel.load(tmp_path / "qs" / "artifacts").predict("turn off the lights")
+    student = json.loads((tmp_path / "qs" / "student" / "summary.json").read_text())
+    assert student["distillation"]["student_layers"] == 3 and student["distillation"]["layer_map"] == [1, 3, 5]
+    assert student["variants"][0]["name"] == "pytorch-fp32-teacher"
+    teacher_labels = EdgeModel.load(tmp_path / "qs" / "artifacts").labels
+    assert EdgeModel.load(tmp_path / "qs" / "student").predict("play some jazz").label in teacher_labels
 
     second = runner.invoke(app, args)
     assert second.exit_code == 0, second.output

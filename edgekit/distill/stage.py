@@ -176,27 +176,9 @@ def run_distillation(
     transformers.logging.set_verbosity_error()
     logging.getLogger("transformers").setLevel(logging.ERROR)
     transformers.set_seed(spec.seed)
-    student, tokenizer, layer_map = build_student(teacher, spec)
-    labels = teacher.labels
-    train_ids = train.label_ids(labels) if train.has_labels else None
-    eval_logits = teacher_logits(teacher, evaluation.texts, spec.max_length, logits_cache_dir(), "eval")
-    teacher_eval = eval_logits.argmax(-1)
-    eval_ids = evaluation.label_ids(labels) if evaluation.has_labels else teacher_eval.tolist()
-    with reporter.stage(f"Teacher logits for {len(train)} training texts (cached)"):
-        train_logits = teacher_logits(teacher, train.texts, spec.max_length, logits_cache_dir(), "train")
-
-    def metrics(prediction) -> dict[str, float]:
-        predicted = np.argmax(prediction.predictions, -1)
-        return {
-            "accuracy": float((predicted == prediction.label_ids).mean()),
-            "agreement": float((predicted == teacher_eval).mean()),
-        }
-
     checkpoints = work_dir / "checkpoints"
-    if not resume:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    train_rows = _Rows(tokenizer, train.texts, train_logits, train_ids, spec.max_length)
-    eval_rows = _Rows(tokenizer, evaluation.texts, eval_logits, eval_ids, spec.max_length)
+    if not resume and int(os.environ.get("RANK", "0")) == 0:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # a fresh run; under torchrun only rank 0 clears
     steps_per_epoch = max(1, -(-len(train) // spec.batch_size))
     total_steps = spec.max_steps or int(steps_per_epoch * spec.epochs)
     eval_steps = spec.eval_steps or max(10, total_steps // 4)
@@ -229,7 +211,31 @@ def run_distillation(
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
         save_safetensors=True,
+        # On a machine without an accelerator, run on the CPU explicitly: that is also what lets
+        # torchrun start CPU data-parallel training (gloo) instead of N independent runs.
+        use_cpu=not _has_accelerator(),
     )
+    student, tokenizer, layer_map = build_student(teacher, spec)
+    labels = teacher.labels
+    train_ids = train.label_ids(labels) if train.has_labels else None
+    # Under torchrun/accelerate the main process computes and caches the teacher's logits;
+    # the other processes then read them from the cache.
+    with args.main_process_first(desc="teacher logits"):
+        eval_logits = teacher_logits(teacher, evaluation.texts, spec.max_length, logits_cache_dir(), "eval")
+        with reporter.stage(f"Teacher logits for {len(train)} training texts (cached)"):
+            train_logits = teacher_logits(teacher, train.texts, spec.max_length, logits_cache_dir(), "train")
+    teacher_eval = eval_logits.argmax(-1)
+    eval_ids = evaluation.label_ids(labels) if evaluation.has_labels else teacher_eval.tolist()
+
+    def metrics(prediction) -> dict[str, float]:
+        predicted = np.argmax(prediction.predictions, -1)
+        return {
+            "accuracy": float((predicted == prediction.label_ids).mean()),
+            "agreement": float((predicted == teacher_eval).mean()),
+        }
+
+    train_rows = _Rows(tokenizer, train.texts, train_logits, train_ids, spec.max_length)
+    eval_rows = _Rows(tokenizer, evaluation.texts, eval_logits, eval_ids, spec.max_length)
     weights = LossWeights(**spec.weights.model_dump())
     trainer = DistillationTrainer(
         model=student,
@@ -263,6 +269,7 @@ def run_distillation(
         "eval_data": evaluation.source,
         "labelled_training": train.has_labels,
         "steps": result.global_step,
+        "world_size": trainer.args.world_size,
         "resumed": last_checkpoint is not None,
         "resumed_from": last_checkpoint,
         "train_seconds": seconds,
@@ -271,11 +278,19 @@ def run_distillation(
         "agreement_with_teacher": final["eval_agreement"],
         "best_checkpoint": trainer.state.best_model_checkpoint,
     }
-    with atomic_directory(output) as staging:
-        trainer.save_model(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    if trainer.is_world_process_zero():
+        with atomic_directory(output) as staging:
+            trainer.save_model(str(staging))
+            tokenizer.save_pretrained(str(staging))
+            (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    trainer.accelerator.wait_for_everyone()
     return DistillResult(output, record, False)
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
 def _read_record(folder: Path) -> dict | None:
