@@ -24,7 +24,7 @@ SHARED_DATA = SHARED / "data"
 SST2_TEACHER = SHARED / "models" / "minilm-l6-sst2"
 TINY_LABELS = ["negative", "neutral", "positive"]
 
-_WORDS = (  # noqa: SIM905 - a word list reads better as one string
+_WORDS = (
     "the a an and or but not is was it this that to of in on for with my me you turn off lights "
     "set play music alarm timer weather call send message add list good bad great awful film movie "
     "very really fun boring love hate today tomorrow please what how when where i we they ok"

@@ -99,3 +99,29 @@ def test_runtime_imports_no_torch_or_transformers(tiny_artifact):
     loaded = set(json.loads(output))
     assert {"numpy", "tokenizers", "onnxruntime"} <= loaded
     assert not loaded & set(HEAVY), f"runtime pulled in {sorted(loaded & set(HEAVY))}"
+
+
+@pytest.mark.parametrize("engine_variant", ["onnx-fp32", "ov-fp32"])
+def test_one_model_shared_by_eight_threads_matches_serial_use(engine_variant, tiny_artifact, tmp_path):
+    """Thousands of predictions from 8 threads on one loaded model give the serial results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tiny_artifact
+    if engine_variant == "ov-fp32":
+        pytest.importorskip("openvino")
+        from edgekit.export.openvino import onnx_to_openvino
+        from edgekit.pipeline import package_variant
+
+        folder = tmp_path / "ov"
+        folder.mkdir()
+        onnx_to_openvino(tiny_artifact / "model.onnx", folder / "model.xml", compress_to_fp16=False)
+        package_variant(tiny_artifact, folder, "openvino", "fp32", "model.xml")
+    model = EdgeModel.load(folder, threads=1)
+    words = "the film was good bad great awful weather today turn off lights music very really".split()
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(words, size=rng.integers(1, 30))) for _ in range(2400)]
+    serial = [model.predict(t) for t in texts]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(model.predict, texts))
+    assert [p.label_id for p in parallel] == [p.label_id for p in serial]
+    np.testing.assert_allclose([p.scores for p in parallel], [p.scores for p in serial], atol=1e-6)
