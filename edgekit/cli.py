@@ -105,13 +105,13 @@ def convert(
     task: Annotated[str | None, typer.Option(help="Task (text-classification).")] = None,
     out: Annotated[Path | None, typer.Option(help="Artifact folder to write.")] = None,
     target: Annotated[str | None, typer.Option(help="Target profile name or YAML path.")] = None,
-    data: Annotated[Path | None, typer.Option(help="TSV/CSV/JSONL with a `text` column: real parity inputs.")] = None,
+    data: Annotated[Path | None, typer.Option(help="TSV/CSV/JSONL (text, label): inputs for parity, calibration and the accuracy gate.")] = None,
     exporter: Annotated[str | None, typer.Option(help="optimum (default) or dynamo.")] = None,
     atol: Annotated[float | None, typer.Option(help="Max abs logit difference allowed (default 1e-4).")] = None,
     max_length: Annotated[int | None, typer.Option(help="Truncation length for the runtime.")] = None,
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag, commit).")] = None,
     variants: Annotated[
-        str | None, typer.Option(help="Comma-separated variants to build, gate and benchmark (see below).")
+        str | None, typer.Option(help="Comma-separated variants to build, gate and benchmark (listed above).")
     ] = None,
     quantize: Annotated[
         str | None, typer.Option(help="Shorthand: dynamic, static or none (adds ort-int8-dynamic/-static).")
