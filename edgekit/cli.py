@@ -105,7 +105,10 @@ def convert(
     task: Annotated[str | None, typer.Option(help="Task (text-classification).")] = None,
     out: Annotated[Path | None, typer.Option(help="Artifact folder to write.")] = None,
     target: Annotated[str | None, typer.Option(help="Target profile name or YAML path.")] = None,
-    data: Annotated[Path | None, typer.Option(help="TSV/CSV/JSONL (text, label): inputs for parity, calibration and the accuracy gate.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="TSV/CSV/JSONL (text, label): inputs for parity, calibration and the accuracy gate."),
+    ] = None,
     exporter: Annotated[str | None, typer.Option(help="optimum (default) or dynamo.")] = None,
     atol: Annotated[float | None, typer.Option(help="Max abs logit difference allowed (default 1e-4).")] = None,
     max_length: Annotated[int | None, typer.Option(help="Truncation length for the runtime.")] = None,
