@@ -178,13 +178,31 @@ def load_manifest(artifact_dir: Path | str, verify: bool = True) -> Manifest:
     return manifest
 
 
+# Files that mark a folder as edgekit's own output, which a new run may replace.
+OUTPUT_MARKERS = (MANIFEST_NAME, SUMMARY_NAME, "training.json", "distillation.json")
+
+
+def _check_replaceable(final: Path) -> None:
+    if not final.exists():
+        return
+    if not final.is_dir():
+        raise ArtifactError(f"{final} exists and is a file; choose another output folder.")
+    if any(final.iterdir()) and not any((final / marker).is_file() for marker in OUTPUT_MARKERS):
+        raise ArtifactError(
+            f"Refusing to replace {final}: it is not empty and not an edgekit output folder. "
+            "Choose a new output folder (edgekit replaces its own outputs only)."
+        )
+
+
 @contextlib.contextmanager
 def atomic_directory(destination: Path | str) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``destination`` only if the block succeeds.
 
     On any exception the temporary directory is removed and ``destination`` is untouched.
+    An existing ``destination`` is replaced only if it is an earlier edgekit output (or empty).
     """
-    final = Path(destination)
+    final = Path(destination).absolute()
+    _check_replaceable(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     umask = os.umask(0)
@@ -196,14 +214,14 @@ def atomic_directory(destination: Path | str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     backup: Path | None = None
-    if final.exists():
-        backup = final.parent / f".{final.name}.old-{os.getpid()}"
-        shutil.rmtree(backup, ignore_errors=True)
-        final.rename(backup)
     try:
+        if final.exists():
+            backup = final.parent / f".{final.name}.old-{os.getpid()}"
+            shutil.rmtree(backup, ignore_errors=True)
+            final.rename(backup)
         staging.rename(final)
     except BaseException:
-        if backup is not None:
+        if backup is not None and backup.exists() and not final.exists():
             backup.rename(final)
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -63,9 +63,13 @@ def choose_recommended(records: list[VariantRecord], outlooks: list[Outlook]) ->
         best = min(close, key=lambda r: (r.gate.drop_points if r.gate else 0.0, r.size_mb))
         why = f"fastest variant that passed the gate ({best.latency_ms['median']:.2f} ms p50)"
         if best is not quickest:
+            more_accurate = (best.gate.drop_points if best.gate else 0.0) < (
+                quickest.gate.drop_points if quickest.gate else 0.0
+            )
             why = (
                 f"passed the gate, within {SIMILAR_WITHIN:.0%} of the fastest ({quickest.name}, "
-                f"{quickest.latency_ms['median']:.2f} vs {best.latency_ms['median']:.2f} ms p50), and more accurate"
+                f"{quickest.latency_ms['median']:.2f} vs {best.latency_ms['median']:.2f} ms p50), and "
+                + ("more accurate" if more_accurate else "as accurate but smaller")
             )
         fastest = min(artifacts, key=lambda r: r.latency_ms["median"] if r.latency_ms else float("inf"))
         if not fastest.passed and fastest.latency_ms:

@@ -163,8 +163,8 @@ def convert(
     fields: dict = load_recipe(recipe).model_dump(exclude_unset=True) if recipe else {}
     overrides = {"model": model, "task": task, "out": out, "target": target, "revision": revision}
     fields.update({k: v for k, v in overrides.items() if v is not None})
-    if data is not None:
-        fields["data"] = {"path": data}
+    if data is not None:  # keep the recipe's column names and format; only the file changes
+        fields["data"] = {**(fields.get("data") or {}), "path": data}
     if exporter is not None or max_length is not None:
         fields["export"] = {**fields.get("export", {}), **_given(exporter=exporter, max_length=max_length)}
     if atol is not None:
@@ -318,6 +318,7 @@ def bench(
     console.print(rich_table(document))
     console.print(f"Results: {out}")
     if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(markdown(document), encoding="utf-8")
         console.print(f"Report:  {report}")
 

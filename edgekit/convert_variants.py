@@ -2,7 +2,8 @@
 
 Called by ``pipeline.convert`` once the FP32 ONNX reference is packaged in
 ``staging/onnx-fp32``. Every variant is gated against that reference on the evaluation
-data; the passing ones are benchmarked on the target and the fastest is recommended.
+data; all are benchmarked on the target (rejected ones too, for the record) and the
+fastest one that passed is recommended.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.results import new_document, write_results
 from edgekit.bundle import VariantRecord, check_outlook_against_measurement, choose_recommended, markdown
 from edgekit.data import TextDataset
-from edgekit.emulation import plan_emulation
+from edgekit.emulation import target_run
 from edgekit.export.parity import check_parity
 from edgekit.gate import EvalSet, batch1_logits, judge
-from edgekit.hostinfo import detect_host
 from edgekit.pipeline import REJECTED_DIR, describe_parity, package_variant, read_data_spec
 from edgekit.preflight import Outlook, outlook
 from edgekit.progress import Reporter
@@ -192,25 +192,23 @@ def _benchmark(
     records: list[VariantRecord], staging: Path, recipe: Recipe, target: TargetProfile, evaluation: EvalSet,
     reporter: Reporter,
 ) -> tuple[dict[str, Any], VariantRecord | None, dict[str, Any]]:  # fmt: skip
-    host = detect_host()
-    plan = None if target.is_host else plan_emulation(target, host)
-    threads = recipe.bench.threads or (plan.threads if plan else target.threads)
-    settings = BenchSettings(threads=threads, runs=recipe.bench.runs, warmup=recipe.bench.warmup,
+    run = target_run(target, recipe.bench.threads)
+    settings = BenchSettings(threads=run.threads, runs=recipe.bench.runs, warmup=recipe.bench.warmup,
                              rounds=recipe.bench.rounds)  # fmt: skip
-
-    def env_for(engine: str) -> tuple[tuple[str, str], ...]:
-        return tuple(plan.engine_env.get(engine, {}).items()) if plan else ()
-
-    variants = [Variant(r.name, "artifact", staging / r.name, env_for(r.engine)) for r in records]
+    variants = [Variant(r.name, "artifact", staging / r.name, run.env_for(r.engine)) for r in records]
+    reference = read_manifest(staging / REFERENCE)
     source_record = None
     if recipe.bench.pytorch_baseline:
         name = "pytorch-fp32-teacher" if recipe.distill else "pytorch-fp32"
-        variants.insert(0, Variant(name, "pytorch", Path(recipe.model)))
+        max_length = reference.tokenizer["max_length"]
+        variants.insert(0, Variant(name, "pytorch", Path(recipe.model), max_length=max_length))
         source_record = VariantRecord(name, "pytorch", "fp32", 0.0, gate=None, is_source=True)
     # The labels only serve the PyTorch row's accuracy; the artifacts' accuracy is the gate's (batch 1).
-    labels = [str(i) for i in evaluation.label_ids] if evaluation.label_ids is not None else None
-    inputs = TextDataset(evaluation.texts, labels, evaluation.source)
-    title = f"Benchmarking {len(variants)} variants on {target.name} ({threads} threads, {settings.rounds} rounds)"
+    ids = evaluation.label_ids
+    inputs = TextDataset(
+        evaluation.texts, None if ids is None else [reference.labels[i] for i in ids], evaluation.source
+    )
+    title = f"Benchmarking {len(variants)} variants on {target.name} ({run.threads} threads, {settings.rounds} rounds)"
     with reporter.stage(title):
         summaries = run_benchmark(variants, inputs, settings, on_progress=reporter.note)
     timed = ([source_record] if source_record else []) + records
@@ -218,13 +216,13 @@ def _benchmark(
         record.latency_ms = {k: summary["latency_ms"][k] for k in ("median", "p90", "p99", "mean")}
         if record.is_source:
             record.size_mb, record.accuracy = summary["model_size_mb"], summary["accuracy"]
-    mode = "measured-on-device" if plan is None else plan.label
-    info = {"threads": threads, "runs": settings.runs, "rounds": settings.rounds, "mode": mode,
-            "caveats": plan.caveats if plan else []}  # fmt: skip
-    for caveat in info["caveats"]:
+    caveats = run.plan.caveats if run.plan else []
+    info = {"threads": run.threads, "runs": settings.runs, "rounds": settings.rounds, "mode": run.description,
+            "caveats": caveats}  # fmt: skip
+    for caveat in caveats:
         reporter.note(f"emulation caveat: {caveat}")
     document = new_document(
-        target={"name": target.name, "mode": mode.split(" ")[0]},
+        target=run.target_info(target.name),
         settings={**settings.__dict__, "data": f"{evaluation.source} ({len(evaluation.texts)} rows)"},
         variants=summaries,
     )

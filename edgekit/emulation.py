@@ -43,6 +43,39 @@ class EmulationPlan:
         return "emulated-on-host (" + ", ".join(self.applied) + ")"
 
 
+@dataclass(frozen=True)
+class TargetRun:
+    """How variants are run for a target here: threads, per-engine environment, and the label."""
+
+    threads: int
+    plan: EmulationPlan | None  # None: the target is this host
+
+    def env_for(self, engine: str) -> tuple[tuple[str, str], ...]:
+        return tuple(self.plan.engine_env.get(engine, {}).items()) if self.plan else ()
+
+    @property
+    def mode(self) -> str:
+        return "measured-on-device" if self.plan is None else "emulated-on-host"
+
+    @property
+    def description(self) -> str:
+        return self.mode if self.plan is None else self.plan.label
+
+    def target_info(self, name: str) -> dict:
+        info: dict = {"name": name, "mode": self.mode}
+        if self.plan is not None:
+            info.update(emulated=self.plan.applied, caveats=self.plan.caveats)
+        return info
+
+
+def target_run(target: TargetProfile, threads: int | None = None) -> TargetRun:
+    """Plan a run for ``target`` on this host; ``threads`` overrides the profile's."""
+    from edgekit.hostinfo import detect_host
+
+    plan = None if target.is_host else plan_emulation(target, detect_host())
+    return TargetRun(threads or (plan.threads if plan else target.threads), plan)
+
+
 def plan_emulation(target: TargetProfile, host: HostInfo) -> EmulationPlan:
     wanted = target.emulation.threads or target.threads
     threads = max(1, min(wanted, host.usable_cores))

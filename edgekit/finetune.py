@@ -16,11 +16,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edgekit.artifact import atomic_directory, sha256_file
+from edgekit.artifact import atomic_directory
 from edgekit.data import TextDataset
 from edgekit.errors import DataError
 from edgekit.hf_progress import progress_bar_only
 from edgekit.progress import Reporter, SilentReporter
+from edgekit.sources import weights_fingerprint
 
 TRAINING_RECORD = "training.json"
 
@@ -48,8 +49,7 @@ class FinetuneResult:
 
 def _cache_key(base_model: Path, train: TextDataset, labels: list[str], config: FinetuneConfig) -> str:
     digest = hashlib.sha256()
-    weights = base_model / "model.safetensors"
-    digest.update((sha256_file(weights) if weights.is_file() else str(base_model.resolve())).encode())
+    digest.update((weights_fingerprint(base_model) or str(base_model.resolve())).encode())
     digest.update(json.dumps([train.texts, train.labels, labels, asdict(config)]).encode())
     return digest.hexdigest()
 

@@ -80,8 +80,8 @@ def _reusable(out: Path, recipe: Recipe) -> ConvertResult | None:
         manifest = read_manifest(artifact_dir)
     except (OSError, KeyError, json.JSONDecodeError, ArtifactError):
         return None
-    if key != (recipe.content_hash(), source_info.get("weights_sha256")):
-        return None
+    if source_info.get("weights_sha256") is None or key != (recipe.content_hash(), source_info["weights_sha256"]):
+        return None  # no fingerprint of the weights: never assume they are unchanged
     return ConvertResult(artifact_dir, manifest, True, 0.0, summary)
 
 
@@ -127,10 +127,9 @@ def convert(
 
 
 def _check_data_for_variants(recipe: Recipe, data: TextDataset | None) -> None:
-    reduced = [name for name in recipe.variants if VARIANTS[name].precision != "fp32"]
-    if reduced and data is None:
+    if recipe.is_bundle and data is None:
         raise RecipeError(
-            f"Variants {reduced} change the model's numbers, so edgekit gates them on real data: "
+            f"Variants {recipe.variants} are each gated against the FP32 reference on real data: "
             "pass --data FILE (labelled, to gate on accuracy) or set `data:` in the recipe."
         )
     needs_calibration = [name for name in recipe.variants if VARIANTS[name].needs_calibration]

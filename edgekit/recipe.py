@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from edgekit.artifact import sha256_file
 from edgekit.errors import RecipeError, describe_validation_error
 from edgekit.yaml_files import read_yaml_mapping
 
@@ -160,9 +161,18 @@ class Recipe(_Strict):
         return self.variants != ["onnx-fp32"]
 
     def content_hash(self) -> str:
-        """sha256 of the validated recipe, so an artifact can name exactly what made it."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """sha256 of the validated recipe and of the data files it names (by content, so a
+        file edited in place gives a new hash), so an artifact can name exactly what made it."""
+        fields = self.model_dump(mode="json")
+        fields["_data_sha256"] = {str(path): sha256_file(path) for path in self._data_files() if path.is_file()}
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def _data_files(self) -> list[Path]:
+        specs = [self.data, self.quantization.calibration.data]
+        if self.distill is not None:
+            specs += [self.distill.data, self.distill.eval_data]
+        return [spec.path for spec in specs if spec is not None]
 
     def resolved(self, base: Path) -> Recipe:
         """Resolve relative paths against ``base`` (the recipe file's folder)."""

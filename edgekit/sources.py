@@ -6,6 +6,7 @@ the label names and a description of where it came from (for the manifest).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ from edgekit.artifact import sha256_file
 from edgekit.errors import SourceError
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+_NOT_WEIGHTS = {"training_args.bin"}  # Trainer's pickled arguments, not model weights
 
 
 @dataclass
@@ -38,12 +40,31 @@ def labels_from_config(config: Any) -> list[str]:
     return [id2label[i] for i in range(len(id2label))]
 
 
+def weight_files(folder: Path) -> list[Path]:
+    found = {p for pattern in _WEIGHT_PATTERNS for p in folder.glob(pattern) if p.is_file()}
+    return sorted(p for p in found if p.name not in _NOT_WEIGHTS)
+
+
+def weights_fingerprint(folder: Path) -> str | None:
+    """sha256 of the checkpoint's weights: of the file itself when there is one, else of
+    every shard's name and sha256. ``None`` when no weight file is found."""
+    files = weight_files(folder)
+    if len(files) == 1:
+        return sha256_file(files[0])
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.name}:{sha256_file(file)}\n".encode())
+    return digest.hexdigest()
+
+
 def _describe_local(path: Path) -> dict[str, Any]:
-    weights = next((path / name for name in _WEIGHT_FILES if (path / name).is_file()), None)
     info: dict[str, Any] = {"kind": "hf-dir", "path": str(path.resolve())}
-    if weights is not None:
-        info["weights_file"] = weights.name
-        info["weights_sha256"] = sha256_file(weights)
+    fingerprint = weights_fingerprint(path)
+    if fingerprint is not None:
+        info["weights_files"] = [p.name for p in weight_files(path)]
+        info["weights_sha256"] = fingerprint
     return info
 
 

@@ -18,7 +18,14 @@ def run(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("command", [["quickstart"], ["convert"], ["bench"], ["targets", "list"], ["targets", "show"]])
+def _all_commands() -> list[list[str]]:
+    commands = [[c.name or c.callback.__name__] for c in app.registered_commands]
+    for group in app.registered_groups:
+        commands += [[group.name, c.name or c.callback.__name__] for c in group.typer_instance.registered_commands]
+    return commands
+
+
+@pytest.mark.parametrize("command", _all_commands(), ids=" ".join)
 def test_every_command_has_help_with_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0, result.output
@@ -88,6 +95,27 @@ def test_bad_input_gives_one_clear_error(tmp_path, tiny_model_dir, args, message
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "a").exists(), "no half-written artifact"
+
+
+def test_a_failure_inside_staging_leaves_nothing_and_keeps_the_old_artifact(tmp_path, tiny_model_dir, tiny_data):
+    out = tmp_path / "a"
+    assert run("convert", "--model", tiny_model_dir, "--out", out, "--data", tiny_data).exit_code == 0
+    before = (out / "model.onnx").read_bytes()
+    failed = run("convert", "--model", tiny_model_dir, "--out", out, "--data", tiny_data, "--atol", "1e-15", "--force")
+    assert failed.exit_code == 3 and "does not match PyTorch" in failed.output  # the parity gate, inside staging
+    assert (out / "model.onnx").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"], "no .a.tmp-* or .a.old-* left behind"
+
+
+def test_an_unrelated_folder_is_never_replaced(tmp_path, tiny_model_dir, tiny_data):
+    precious = tmp_path / "my-work"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    result = run("convert", "--model", tiny_model_dir, "--out", precious, "--data", tiny_data)
+    assert result.exit_code == 2 and "not an edgekit output folder" in result.output
+    assert (precious / "notes.txt").read_text() == "keep me"
+    into_model = run("convert", "--model", tiny_model_dir, "--out", tiny_model_dir)
+    assert into_model.exit_code == 2 and (tiny_model_dir / "config.json").is_file()
 
 
 def test_shim_and_console_script_exit_codes(tmp_path):

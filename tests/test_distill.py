@@ -113,12 +113,14 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, trained_tiny_dir, s
         teacher, _spec(tmp_path, student_layers=1, max_steps=10), train, evaluation, tmp_path / "w"
     )
     assert first.record["steps"] == 10 and not first.record["resumed"]
+    first_log = json.loads((tmp_path / "w" / "checkpoints" / "checkpoint-10" / "trainer_state.json").read_text())
     longer = _spec(tmp_path, student_layers=1, max_steps=20)
     resumed = run_distillation(teacher, longer, train, evaluation, tmp_path / "w", resume=True)
     assert resumed.record["resumed"] and resumed.record["resumed_from"].endswith("checkpoint-10")
     assert resumed.record["steps"] == 20
     history = json.loads((tmp_path / "w" / "checkpoints" / "checkpoint-20" / "trainer_state.json").read_text())
-    assert min(entry["step"] for entry in history["log_history"]) <= 10, "the log carries on from the first run"
+    carried = history["log_history"][: len(first_log["log_history"])]
+    assert carried == first_log["log_history"], "the resumed run continues the first run's log"
     fresh = run_distillation(teacher, _spec(tmp_path, student_layers=1, max_steps=20, seed=1), train, evaluation,
                              tmp_path / "w")  # fmt: skip
     assert not fresh.record["resumed"], "without --resume it starts over"

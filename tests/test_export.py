@@ -42,6 +42,15 @@ def test_second_convert_reuses_and_force_rebuilds(tiny_artifact, tiny_model_dir,
     assert not convert(changed).reused, "a different recipe must not reuse the old artifact"
 
 
+def test_data_edited_in_place_is_not_reused(tmp_path, tiny_model_dir, tiny_data):
+    data = tmp_path / "dev.tsv"
+    data.write_text(tiny_data.read_text())
+    recipe = build_recipe({"model": str(tiny_model_dir), "out": str(tmp_path / "art"), "data": {"path": str(data)}})
+    assert not convert(recipe).reused and convert(recipe).reused
+    data.write_text(data.read_text() + "a brand new sentence\tneutral\n")
+    assert not convert(recipe).reused, "same path, new content: rebuild"
+
+
 def test_dynamo_exporter_matches_pytorch(tmp_path, tiny_model_dir, tiny_data):
     recipe = build_recipe(
         {"model": str(tiny_model_dir), "out": str(tmp_path / "dyn"), "data": {"path": str(tiny_data)},

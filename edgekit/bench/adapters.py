@@ -34,8 +34,8 @@ def _files_size_mb(paths: list[Path]) -> float:
 class ArtifactAdapter:
     """An edgekit artifact through ``EdgeModel``: what a device app runs."""
 
-    def __init__(self, path: Path, threads: int):
-        from edgekit.runtime import EdgeModel
+    def __init__(self, path: Path, threads: int, max_length: int | None = None):
+        from edgekit.runtime import EdgeModel  # max_length: the manifest's applies
 
         self._model = EdgeModel.load(path, threads=threads)
         manifest = self._model.manifest
@@ -58,7 +58,7 @@ class ArtifactAdapter:
 class PyTorchAdapter:
     """A Hugging Face checkpoint run eagerly by PyTorch in fp32: the usual baseline."""
 
-    def __init__(self, path: Path, threads: int, max_length: int = 128):
+    def __init__(self, path: Path, threads: int, max_length: int | None = None):
         import torch
         import transformers
 
@@ -66,8 +66,9 @@ class PyTorchAdapter:
         self._torch = torch
         self._tokenizer = transformers.AutoTokenizer.from_pretrained(path, use_fast=True)
         self._model = transformers.AutoModelForSequenceClassification.from_pretrained(path).eval()
-        self._max_length = max_length
         config = self._model.config
+        limits = [config.max_position_embeddings, self._tokenizer.model_max_length]
+        self._max_length = max_length or min(v for v in limits if isinstance(v, int) and v > 0)
         self.engine, self.precision = "pytorch", "fp32"
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self._path = path
@@ -92,4 +93,7 @@ class PyTorchAdapter:
         return _files_size_mb([self._path / "model.safetensors", self._path / "pytorch_model.bin"])
 
 
-ADAPTERS: dict[str, Callable[[Path, int], Adapter]] = {"artifact": ArtifactAdapter, "pytorch": PyTorchAdapter}
+ADAPTERS: dict[str, Callable[[Path, int, int | None], Adapter]] = {
+    "artifact": ArtifactAdapter,
+    "pytorch": PyTorchAdapter,
+}

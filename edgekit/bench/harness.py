@@ -35,6 +35,7 @@ class Variant:
     kind: str  # "artifact" or "pytorch"
     path: Path
     env: tuple[tuple[str, str], ...] = ()  # extra environment for this variant's worker (emulation)
+    max_length: int | None = None  # PyTorch baseline: truncate like the artifacts it is compared with
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,19 @@ def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -
         spec_path, out_path = Path(scratch) / "spec.json", Path(scratch) / "out.json"
         spec_path.write_text(json.dumps(asdict(spec)))
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **dict(extra_env)}
-        proc = subprocess.run(
-            [sys.executable, "-m", "edgekit.bench.worker", str(spec_path), str(out_path)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=_WORKER_TIMEOUT_S,
-        )
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "edgekit.bench.worker", str(spec_path), str(out_path)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=_WORKER_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise BenchError(
+                f"The benchmark worker for '{spec.variant}' ran longer than {_WORKER_TIMEOUT_S} s; "
+                "lower --runs or use a smaller data file."
+            ) from None
         if out_path.is_file():
             result = json.loads(out_path.read_text())
             if "error" in result:
@@ -99,9 +106,10 @@ def run_benchmark(
                 threads=settings.threads,
                 latency_texts=inputs,
                 warmup=settings.warmup,
-                eval_texts=data.texts if first and data.has_labels else [],
+                eval_texts=data.texts if first else [],  # predictions for accuracy and agreement
                 eval_labels=data.labels if first else None,
                 eval_batch_size=settings.eval_batch_size,
+                max_length=variant.max_length,
             )
             raw[variant.name].append(_run_worker(spec, variant.env))
     reference = raw[variants[0].name][0]

@@ -12,8 +12,7 @@ from edgekit.artifact import expand_bundle, read_manifest
 from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.results import new_document
 from edgekit.data import PROBE_TEXTS, TextDataset, read_text_dataset
-from edgekit.emulation import plan_emulation
-from edgekit.hostinfo import detect_host
+from edgekit.emulation import target_run
 from edgekit.targets import load_target
 
 
@@ -33,21 +32,13 @@ def benchmark_artifacts(
     engines = {folder: read_manifest(folder).engine for folder in folders}  # fails fast on a bad folder
     dataset = read_text_dataset(data) if data else TextDataset(list(PROBE_TEXTS), None, "built-in probe texts")
     # Off the device the profile is imitated as far as honestly possible; the label says how.
-    plan = None if profile.is_host else plan_emulation(profile, detect_host())
-
-    def env_for(engine: str) -> tuple[tuple[str, str], ...]:
-        return tuple(plan.engine_env.get(engine, {}).items()) if plan else ()
-
-    variants = [Variant(f.name or str(f), "artifact", f, env_for(engines[f])) for f in folders]
-    if pytorch is not None:
-        variants.insert(0, Variant("pytorch-fp32", "pytorch", pytorch))
+    run = target_run(profile, threads)
+    variants = [Variant(f.name or str(f), "artifact", f, run.env_for(engines[f])) for f in folders]
+    if pytorch is not None:  # truncate as the artifacts do, so the comparison is like for like
+        max_length = read_manifest(folders[0]).tokenizer["max_length"] if folders else None
+        variants.insert(0, Variant("pytorch-fp32", "pytorch", pytorch, max_length=max_length))
     if len({v.name for v in variants}) != len(variants):  # e.g. two folders both called onnx-fp32
-        variants = [Variant(f"{i}:{v.name}", v.kind, v.path, v.env) for i, v in enumerate(variants)]
-    settings = BenchSettings(threads=threads or (plan.threads if plan else profile.threads), runs=runs,
-                             warmup=warmup, rounds=rounds)  # fmt: skip
+        variants = [Variant(f"{i}:{v.name}", v.kind, v.path, v.env, v.max_length) for i, v in enumerate(variants)]
+    settings = BenchSettings(threads=run.threads, runs=runs, warmup=warmup, rounds=rounds)
     summaries = run_benchmark(variants, dataset, settings, on_progress=on_progress)
-    target_info: dict[str, Any] = {"name": profile.name, "mode": "measured-on-device"}
-    if plan:
-        target_info = {"name": profile.name, "mode": "emulated-on-host", "emulated": plan.applied,
-                       "caveats": plan.caveats}  # fmt: skip
-    return new_document(target_info, {**settings.__dict__, "data": dataset.source}, summaries)
+    return new_document(run.target_info(profile.name), {**settings.__dict__, "data": dataset.source}, summaries)

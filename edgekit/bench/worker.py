@@ -26,6 +26,7 @@ class WorkerSpec:
     eval_texts: list[str] = field(default_factory=list)
     eval_labels: list[str] | None = None
     eval_batch_size: int = 1  # accuracy as a device app sees it; padding can move quantized outputs
+    max_length: int | None = None  # PyTorch adapter only
 
 
 def _peak_rss_mb() -> float:
@@ -52,7 +53,7 @@ def measure(spec: WorkerSpec) -> dict:
 
     adapter_cls = ADAPTERS[spec.kind]
     imported = time.perf_counter()
-    adapter = adapter_cls(Path(spec.path), spec.threads)
+    adapter = adapter_cls(Path(spec.path), spec.threads, spec.max_length)
     loaded = time.perf_counter()
     adapter.predict_one(spec.latency_texts[0])
     first_done = time.perf_counter()

@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.artifact import atomic_directory, sha256_file
+from edgekit.artifact import atomic_directory
 from edgekit.data import TextDataset
 from edgekit.distill.losses import LossWeights
-from edgekit.errors import DataError
+from edgekit.errors import DataError, SourceError
 from edgekit.hf_progress import progress_bar_only
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.recipe import DistillSpec
-from edgekit.sources import LoadedSource
+from edgekit.sources import LoadedSource, weights_fingerprint
 
 RECORD = "distillation.json"
 
@@ -49,8 +49,8 @@ class DistillResult:
 def _key(teacher: LoadedSource, train: TextDataset, evaluation: TextDataset, spec: DistillSpec) -> str:
     digest = hashlib.sha256()
     digest.update(str(teacher.info.get("weights_sha256") or teacher.info).encode())
-    if spec.student and (Path(spec.student) / "model.safetensors").is_file():
-        digest.update(sha256_file(Path(spec.student) / "model.safetensors").encode())
+    if spec.student and Path(spec.student).is_dir():
+        digest.update(str(weights_fingerprint(Path(spec.student))).encode())
     payload = [train.texts, train.labels, evaluation.texts, evaluation.labels, spec.model_dump(mode="json")]
     digest.update(json.dumps(payload).encode())
     return digest.hexdigest()
@@ -112,7 +112,9 @@ def teacher_logits(teacher: LoadedSource, texts: list[str], max_length: int, cac
                                         max_length=max_length, return_tensors="pt")  # fmt: skip
             result[chosen] = model(**encoded).logits.float().numpy()
     cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, result)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")  # a killed run leaves no truncated cache
+    np.save(partial, result)
+    os.replace(partial, path)
     return result
 
 
@@ -129,15 +131,18 @@ def build_student(teacher: LoadedSource, spec: DistillSpec) -> tuple[Any, Any, l
 
     teacher_layers = layer_count(teacher.model)
     if spec.student is not None:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(spec.student, use_fast=True)
-        check_same_vocabulary(teacher.tokenizer, tokenizer, spec.student)
-        student = transformers.AutoModelForSequenceClassification.from_pretrained(
-            spec.student,
-            num_labels=len(teacher.labels),
-            id2label=dict(enumerate(teacher.labels)),
-            label2id={name: i for i, name in enumerate(teacher.labels)},
-            ignore_mismatched_sizes=True,
-        )
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(spec.student, use_fast=True)
+            check_same_vocabulary(teacher.tokenizer, tokenizer, spec.student)
+            student = transformers.AutoModelForSequenceClassification.from_pretrained(
+                spec.student,
+                num_labels=len(teacher.labels),
+                id2label=dict(enumerate(teacher.labels)),
+                label2id={name: i for i, name in enumerate(teacher.labels)},
+                ignore_mismatched_sizes=True,
+            )
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"Could not load the student checkpoint '{spec.student}': {exc}") from None
         student_layers = layer_count(student)
         return student, tokenizer, uniform_layer_map(teacher_layers, min(student_layers, teacher_layers))
     if isinstance(spec.student_layers, list):
@@ -181,7 +186,7 @@ def run_distillation(
         shutil.rmtree(checkpoints, ignore_errors=True)  # a fresh run; under torchrun only rank 0 clears
     steps_per_epoch = max(1, -(-len(train) // spec.batch_size))
     total_steps = spec.max_steps or int(steps_per_epoch * spec.epochs)
-    eval_steps = spec.eval_steps or max(10, total_steps // 4)
+    eval_steps = spec.eval_steps or max(1, total_steps // 4)  # four evaluations (and checkpoints) per run
     args = transformers.TrainingArguments(
         output_dir=str(checkpoints),
         num_train_epochs=spec.epochs,

@@ -34,7 +34,7 @@ class DistillationTrainer(Trainer):
         self.temperature = temperature
         self.layer_map = layer_map
         if teacher is not None:
-            teacher.eval().requires_grad_(False)
+            teacher.eval().requires_grad_(False).to(self.args.device)
         self._parts: dict[str, float] = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

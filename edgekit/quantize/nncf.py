@@ -21,8 +21,11 @@ def nncf_int8(
     layers are reverted to FP32 until the accuracy drop is at most ``max_drop`` (absolute,
     0.01 = one point).
     """
-    import nncf
-    import openvino as ov
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError:
+        raise ExportError("ov-int8 needs NNCF and OpenVINO: pip install 'edgekit[openvino]'.") from None
 
     model = ov.Core().read_model(str(source_xml))
     calibration = nncf.Dataset(feeds)

@@ -19,7 +19,8 @@ class TextPreprocessor:
             raise ArtifactError(f"Tokenizer file {tokenizer_file} is missing from the artifact.")
         self.max_length = int(config["max_length"])
         self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        self._tokenizer.enable_truncation(max_length=self.max_length)
+        direction = config.get("truncation_side", "right")
+        self._tokenizer.enable_truncation(max_length=self.max_length, direction=direction)
         self._tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=str(config["pad_token"]))
         self._input_names = input_names
 
