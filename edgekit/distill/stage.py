@@ -98,7 +98,8 @@ def teacher_logits(teacher: LoadedSource, texts: list[str], max_length: int, cac
     import torch
     from tqdm.auto import tqdm
 
-    digest = hashlib.sha256(json.dumps([str(teacher.info), texts, max_length]).encode()).hexdigest()[:16]
+    identity = teacher.info.get("weights_sha256") or str(teacher.info)  # the weights, wherever they sit
+    digest = hashlib.sha256(json.dumps([identity, texts, max_length]).encode()).hexdigest()[:16]
     path = cache / f"teacher-logits-{label}-{digest}.npy"
     if path.is_file():
         return np.load(path)
