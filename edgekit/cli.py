@@ -294,21 +294,35 @@ def bench(
     rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds (each variant in its own process).")] = 1,
     out: Annotated[Path, typer.Option(help="Results JSON to write.")] = Path("bench-results.json"),
     report: Annotated[Path | None, typer.Option(help="Also write a Markdown report here.")] = None,
+    budgets: Annotated[
+        bool, typer.Option(help="Exit with code 4 when a result breaks one of the target's budgets.")
+    ] = True,
 ) -> None:
     """Time artifacts at batch 1 on real inputs (tokenization included) and measure accuracy.
 
     Each variant runs in its own process; with several, they alternate over `--rounds`.
     A multi-variant folder from `edgekit convert` stands for all the variants that passed its gate.
+    Results are checked against the target's budgets (exit code 4 when one is broken).
+    `edgekit bench compare OLD.json NEW.json` flags regressions beyond the runs' own noise
+    (exit code 5 when there is one).
 
     **Examples:**
 
     `edgekit bench artifacts/my-bert --data dev.tsv --threads 2`
 
     `edgekit bench artifacts/a artifacts/b --pytorch ./my-bert --data dev.tsv --rounds 3 --report report.md`
+
+    `edgekit bench artifacts/my-bert --data dev.tsv --target raspberry-pi-5`
+
+    `edgekit bench compare yesterday.json today.json`
     """
     from edgekit.bench.report import markdown, rich_table
     from edgekit.bench.results import write_results
     from edgekit.bench.session import benchmark_artifacts
+
+    if artifacts and str(artifacts[0]) == "compare":
+        _compare(artifacts[1:])
+        return
 
     with err_console.status("benchmarking…") as status:
         document = benchmark_artifacts(
@@ -321,6 +335,39 @@ def bench(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(markdown(document), encoding="utf-8")
         console.print(f"Report:  {report}")
+    broken = [v for v in document["budgets"] if not v["passed"]]
+    for verdict in document["budgets"]:
+        mark = "[green]ok[/]" if verdict["passed"] else "[bold red]OVER[/]"
+        value = "not measured" if verdict["value"] is None else f"{verdict['value']:.2f}"
+        console.print(
+            f"budget {verdict['budget']} for {verdict['variant']}: {value} (limit {verdict['limit']:g}) {mark}"
+        )
+    if broken and budgets:
+        from edgekit.bench.budgets import BUDGET_EXIT_CODE
+
+        err_console.print(f"[bold red]{len(broken)} budget(s) broken on {document['target']['name']}.[/]")
+        raise typer.Exit(BUDGET_EXIT_CODE)
+
+
+def _compare(paths: list[Path]) -> None:
+    from rich.table import Table
+
+    from edgekit.bench.compare import REGRESSION_EXIT_CODE, compare_documents
+    from edgekit.bench.results import read_results
+
+    if len(paths) != 2:
+        raise RecipeError("edgekit bench compare takes two results files: OLD.json NEW.json")
+    changes, remarks = compare_documents(read_results(paths[0]), read_results(paths[1]))
+    table = Table("variant", "metric", "old", "new", "change", "tolerance", "verdict", title="edgekit bench compare")
+    for change in changes:
+        verdict = "[bold red]REGRESSION[/]" if change.regression else "ok"
+        table.add_row(change.variant, change.metric, f"{change.old:.4g}", f"{change.new:.4g}",
+                      f"{change.relative:+.1%}", change.tolerance, verdict)  # fmt: skip
+    console.print(table)
+    for remark in remarks:
+        console.print(f"note: {remark}")
+    if any(change.regression for change in changes):
+        raise typer.Exit(REGRESSION_EXIT_CODE)
 
 
 @targets_app.command("list")

@@ -171,3 +171,32 @@ def test_convert_quantize_flag_builds_gates_benchmarks_and_recommends(tmp_path, 
     assert [v["name"] for v in bench["variants"]] == ["pytorch-fp32", "onnx-fp32", "ort-int8-dynamic"]
     assert run("convert", "--model", trained_tiny_dir, "--out", tmp_path / "z", "--data", sentiment_eval,
                "--quantize", "sometimes").exit_code == 2  # fmt: skip
+
+
+def test_bench_budgets_exit_code_and_compare(tmp_path, tiny_artifact, tiny_data):
+    board = tmp_path / "strict-board.yaml"
+    board.write_text(
+        "name: strict-board\ndisplay_name: Strict\ndevice_class: board\narch: x86_64\ncpu: test\ncores: 1\n"
+        "ram_mb: 1024\nengines: [{engine: onnxruntime}]\nthreads: 1\n"
+        "budgets: {p95_latency_ms: 0.0001, model_mb: 500, max_accuracy_drop: 1.0}\n"
+    )
+    results = tmp_path / "r.json"
+    over = run("bench", tiny_artifact, "--data", tiny_data, "--runs", "10", "--target", board, "--out", results)
+    assert over.exit_code == 4, over.output
+    document = json.loads(results.read_text())
+    verdicts = {v["budget"]: v["passed"] for v in document["budgets"]}
+    assert verdicts == {"p95_latency_ms": False, "model_mb": True, "max_accuracy_drop": True}
+    assert document["target"]["mode"] == "emulated-on-host"
+    lenient = run(
+        "bench", tiny_artifact, "--runs", "10", "--target", board, "--out", tmp_path / "x.json", "--no-budgets"
+    )
+    assert lenient.exit_code == 0, lenient.output
+
+    same = run("bench", "compare", results, results)
+    assert same.exit_code == 0 and "REGRESSION" not in same.output
+    slower = json.loads(results.read_text())
+    slower["variants"][0]["latency_ms"]["median"] *= 3
+    (tmp_path / "slower.json").write_text(json.dumps(slower))
+    flagged = run("bench", "compare", results, tmp_path / "slower.json")
+    assert flagged.exit_code == 5 and "REGRESSION" in flagged.output
+    assert run("bench", "compare", results).exit_code == 2

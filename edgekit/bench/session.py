@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.artifact import expand_bundle, read_manifest
+from edgekit.bench.budgets import check_budgets
 from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.results import new_document
 from edgekit.data import PROBE_TEXTS, TextDataset, read_text_dataset
@@ -41,4 +42,6 @@ def benchmark_artifacts(
         variants = [Variant(f"{i}:{v.name}", v.kind, v.path, v.env, v.max_length) for i, v in enumerate(variants)]
     settings = BenchSettings(threads=run.threads, runs=runs, warmup=warmup, rounds=rounds)
     summaries = run_benchmark(variants, dataset, settings, on_progress=on_progress)
-    return new_document(run.target_info(profile.name), {**settings.__dict__, "data": dataset.source}, summaries)
+    document = new_document(run.target_info(profile.name), {**settings.__dict__, "data": dataset.source}, summaries)
+    document["budgets"] = [v.to_dict() for v in check_budgets(summaries, profile.budgets)]
+    return document
