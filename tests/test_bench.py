@@ -52,7 +52,8 @@ def test_benchmark_artifact_against_pytorch(tiny_artifact, tiny_model_dir, tiny_
         assert summary["tokenize_ms"]["median"] < summary["latency_ms"]["median"]
         assert summary["eval_rows"] == len(data)
         assert 0.0 <= summary["accuracy"] <= 1.0
-        assert summary["peak_rss_mb"] > 10
+        assert summary["peak_rss_mb"] > summary["bare_interpreter_rss_mb"] > 5
+        assert summary["peak_rss_increment_mb"] == summary["peak_rss_mb"] - summary["bare_interpreter_rss_mb"]
     # Same weights, so the ONNX variant must agree with PyTorch on every row.
     assert onnx_summary["agreement_with_reference"] == 1.0
     assert onnx_summary["accuracy"] == torch_summary["accuracy"]

@@ -83,6 +83,20 @@ def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -
         raise BenchError(f"The benchmark worker for '{spec.variant}' failed (exit {proc.returncode}):\n{tail}")
 
 
+def bare_interpreter_rss_mb() -> float | None:
+    """Peak RSS of a Python interpreter that imports nothing: the floor under every worker."""
+    probe = (
+        "from pathlib import Path\n"
+        "print(next((int(l.split()[1]) for l in Path('/proc/self/status').read_text().splitlines()"
+        " if l.startswith('VmHWM:')), -1))"
+    )
+    try:
+        kib = int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout)
+    except (OSError, ValueError):
+        return None
+    return kib / 1024 if kib > 0 else None
+
+
 def run_benchmark(
     variants: list[Variant],
     data: TextDataset,
@@ -113,7 +127,12 @@ def run_benchmark(
             )
             raw[variant.name].append(_run_worker(spec, variant.env))
     reference = raw[variants[0].name][0]
-    return [summarise(raw[v.name], reference) for v in variants]
+    floor = bare_interpreter_rss_mb()
+    summaries = [summarise(raw[v.name], reference) for v in variants]
+    for summary in summaries:  # what the model and its engine add over a bare interpreter
+        summary["bare_interpreter_rss_mb"] = floor
+        summary["peak_rss_increment_mb"] = None if floor is None else summary["peak_rss_mb"] - floor
+    return summaries
 
 
 def summarise(rounds: list[dict[str, Any]], reference: dict[str, Any]) -> dict[str, Any]:

@@ -79,6 +79,12 @@ def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
     for v in document["variants"]:
         medians = ", ".join(f"{m:.2f}" for m in v["round_medians_ms"])
         lines.append(f"- {v['name']}: {v['round_spread_pct']:.1f}% (round medians {medians} ms)")
+    floor = document["variants"][0].get("bare_interpreter_rss_mb")
+    if floor:
+        lines += [
+            "",
+            f"Peak RSS is the kernel's VmHWM of each worker process; a bare interpreter peaks at {floor:.0f} MB.",
+        ]
     libs = ", ".join(f"{k} {v}" for k, v in document["environment"]["libraries"].items())
     lines += ["", f"Libraries: {libs}. Created {document['created_at']}.", ""]
     return "\n".join(lines)
