@@ -126,29 +126,40 @@ def model_size_mb(artifact_dir: Path | str, manifest: Manifest) -> float:
     return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
 
 
+def is_bundle(path: Path | str) -> bool:
+    root = Path(path)
+    return (root / SUMMARY_NAME).is_file() and not (root / MANIFEST_NAME).is_file()
+
+
+def read_summary(root: Path | str) -> dict[str, Any]:
+    """A bundle's summary.json, checked for the fields readers rely on."""
+    path = Path(root) / SUMMARY_NAME
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        for name in (summary["recommended"], *summary["built"]):
+            summary["locations"][name]
+        return summary
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{path} is damaged ({exc!r}); re-run `edgekit convert`.") from None
+
+
 def resolve_artifact_dir(path: Path | str) -> Path:
     """An artifact folder as given, or the recommended variant when given a bundle folder."""
     root = Path(path)
-    if (root / MANIFEST_NAME).is_file() or not (root / SUMMARY_NAME).is_file():
+    if not is_bundle(root):
         return root
-    try:
-        recommended = json.loads((root / SUMMARY_NAME).read_text(encoding="utf-8"))["recommended"]
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise ArtifactError(f"{root}/{SUMMARY_NAME} is damaged ({exc}); re-run `edgekit convert`.") from None
-    return root / recommended
+    summary = read_summary(root)
+    return root / summary["locations"][summary["recommended"]]
 
 
 def expand_bundle(path: Path | str) -> list[Path]:
     """The artifact folders a path stands for: itself, or every passing variant of a bundle."""
     root = Path(path)
-    if (root / MANIFEST_NAME).is_file() or not (root / SUMMARY_NAME).is_file():
+    if not is_bundle(root):
         return [root]
-    try:
-        summary = json.loads((root / SUMMARY_NAME).read_text(encoding="utf-8"))
-        passing = [v["name"] for v in summary["variants"] if v.get("passed")]
-        return [root / summary["locations"][name] for name in passing]
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise ArtifactError(f"{root}/{SUMMARY_NAME} is damaged ({exc}); re-run `edgekit convert`.") from None
+    summary = read_summary(root)
+    passing = [v["name"] for v in summary["variants"] if v.get("passed") and v["name"] in summary["locations"]]
+    return [root / summary["locations"][name] for name in passing]
 
 
 def verify_files(artifact_dir: Path | str, manifest: Manifest) -> None:

@@ -22,6 +22,7 @@ from edgekit.errors import DataError
 from edgekit.hf_progress import progress_bar_only
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.sources import weights_fingerprint
+from edgekit.tokenized import TokenizedRows
 
 TRAINING_RECORD = "training.json"
 
@@ -61,22 +62,6 @@ def _read_record(checkpoint: Path) -> dict | None:
         return None
 
 
-class _EncodedTexts:
-    """A map-style dataset of tokenized texts; padding is left to the collator (per batch)."""
-
-    def __init__(self, tokenizer, texts: list[str], label_ids: list[int], max_length: int):
-        self._encodings = tokenizer(texts, truncation=True, max_length=max_length)
-        self._labels = label_ids
-
-    def __len__(self) -> int:
-        return len(self._labels)
-
-    def __getitem__(self, index: int) -> dict:
-        item = {key: values[index] for key, values in self._encodings.items()}
-        item["labels"] = self._labels[index]
-        return item
-
-
 def finetune_classifier(
     base_model: Path,
     train: TextDataset,
@@ -114,9 +99,9 @@ def finetune_classifier(
         # A base that already has a head for another label set gets a fresh one instead.
         ignore_mismatched_sizes=True,
     )
-    train_set = _EncodedTexts(tokenizer, train.texts, train.label_ids(labels), config.max_length)
+    train_set = TokenizedRows(tokenizer, train.texts, config.max_length, labels=train.label_ids(labels))
     eval_set = (
-        _EncodedTexts(tokenizer, evaluation.texts, evaluation.label_ids(labels), config.max_length)
+        TokenizedRows(tokenizer, evaluation.texts, config.max_length, labels=evaluation.label_ids(labels))
         if evaluation is not None
         else None
     )

@@ -12,7 +12,6 @@ the same key already exists and verifies, it is reused.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -22,11 +21,11 @@ from typing import Any
 from edgekit import __version__
 from edgekit.artifact import (
     MANIFEST_NAME,
-    SUMMARY_NAME,
     Manifest,
     atomic_directory,
     load_manifest,
     read_manifest,
+    read_summary,
     seal,
 )
 from edgekit.data import PROBE_TEXTS, TextDataset, read_text_dataset
@@ -67,8 +66,8 @@ def _reusable(out: Path, recipe: Recipe) -> ConvertResult | None:
         return None  # a hub model may have changed upstream: rebuild
     try:
         if recipe.is_bundle:
-            summary = json.loads((out / SUMMARY_NAME).read_text())
-            artifact_dir = out / summary["recommended"]
+            summary = read_summary(out)
+            artifact_dir = out / summary["locations"][summary["recommended"]]
             for name in summary["built"]:
                 load_manifest(out / summary["locations"][name], verify=True)
             key = (summary["recipe_hash"], summary["weights_sha256"])
@@ -78,7 +77,7 @@ def _reusable(out: Path, recipe: Recipe) -> ConvertResult | None:
             origin = manifest.source.get("teacher", manifest.source)  # a distilled student names its teacher
             key = (manifest.recipe_hash, origin.get("weights_sha256"))
         manifest = read_manifest(artifact_dir)
-    except (OSError, KeyError, json.JSONDecodeError, ArtifactError):
+    except (OSError, KeyError, ArtifactError):
         return None
     if source_info.get("weights_sha256") is None or key != (recipe.content_hash(), source_info["weights_sha256"]):
         return None  # no fingerprint of the weights: never assume they are unchanged

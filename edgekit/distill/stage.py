@@ -30,6 +30,7 @@ from edgekit.hf_progress import progress_bar_only
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.recipe import DistillSpec
 from edgekit.sources import LoadedSource, weights_fingerprint
+from edgekit.tokenized import TokenizedRows
 
 RECORD = "distillation.json"
 
@@ -54,26 +55,6 @@ def _key(teacher: LoadedSource, train: TextDataset, evaluation: TextDataset, spe
     payload = [train.texts, train.labels, evaluation.texts, evaluation.labels, spec.model_dump(mode="json")]
     digest.update(json.dumps(payload).encode())
     return digest.hexdigest()
-
-
-class _Rows:
-    """Tokenized rows with the teacher's cached logits (and labels when known)."""
-
-    def __init__(self, tokenizer, texts: list[str], logits: np.ndarray, labels: list[int] | None, max_length: int):
-        self._encodings = tokenizer(texts, truncation=True, max_length=max_length)
-        self._logits, self._labels = logits, labels
-
-    def __len__(self) -> int:
-        return len(self._logits)
-
-    def __getitem__(self, index: int) -> dict:
-        from edgekit.distill.trainer import TEACHER_LOGITS
-
-        item = {key: values[index] for key, values in self._encodings.items()}
-        item[TEACHER_LOGITS] = self._logits[index]
-        if self._labels is not None:
-            item["labels"] = self._labels[index]
-        return item
 
 
 def _collator(tokenizer):
@@ -177,7 +158,7 @@ def run_distillation(
     import transformers
     from transformers.trainer_utils import get_last_checkpoint
 
-    from edgekit.distill.trainer import DistillationTrainer
+    from edgekit.distill.trainer import TEACHER_LOGITS, DistillationTrainer
 
     transformers.logging.set_verbosity_error()
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -240,8 +221,10 @@ def run_distillation(
             "agreement": float((predicted == teacher_eval).mean()),
         }
 
-    train_rows = _Rows(tokenizer, train.texts, train_logits, train_ids, spec.max_length)
-    eval_rows = _Rows(tokenizer, evaluation.texts, eval_logits, eval_ids, spec.max_length)
+    train_rows = TokenizedRows(tokenizer, train.texts, spec.max_length, labels=train_ids,
+                               **{TEACHER_LOGITS: train_logits})  # fmt: skip
+    eval_rows = TokenizedRows(tokenizer, evaluation.texts, spec.max_length, labels=eval_ids,
+                              **{TEACHER_LOGITS: eval_logits})  # fmt: skip
     weights = LossWeights(**spec.weights.model_dump())
     trainer = DistillationTrainer(
         model=student,

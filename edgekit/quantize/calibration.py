@@ -23,10 +23,7 @@ def calibration_feeds(reference_artifact: Path, texts: list[str]) -> list[Feed]:
             "The calibration set is empty. Static INT8 and NNCF INT8 need real inputs: "
             "pass --data FILE (or set quantization.calibration.data in the recipe)."
         )
-    manifest = read_manifest(reference_artifact)
-    preprocess = TextPreprocessor(
-        reference_artifact / manifest.tokenizer["file"], manifest.tokenizer, [s.name for s in manifest.inputs]
-    )
+    preprocess = TextPreprocessor.for_artifact(reference_artifact, read_manifest(reference_artifact))
     return [preprocess([text]) for text in texts]
 
 

@@ -51,10 +51,7 @@ class EdgeModel:
         root = resolve_artifact_dir(artifact_dir)  # a bundle folder loads its recommended variant
         manifest = load_manifest(root, verify=verify)
         engine = create_engine(manifest.engine, root / manifest.model_file, threads)
-        preprocess = TextPreprocessor(
-            root / manifest.tokenizer["file"], manifest.tokenizer, [spec.name for spec in manifest.inputs]
-        )
-        return cls(root, manifest, engine, preprocess)
+        return cls(root, manifest, engine, TextPreprocessor.for_artifact(root, manifest))
 
     @property
     def labels(self) -> list[str]:

@@ -24,6 +24,11 @@ class TextPreprocessor:
         self._tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=str(config["pad_token"]))
         self._input_names = input_names
 
+    @classmethod
+    def for_artifact(cls, root: Path, manifest: Any) -> TextPreprocessor:
+        """The pre-processing an artifact's manifest describes (``manifest``: artifact.Manifest)."""
+        return cls(root / manifest.tokenizer["file"], manifest.tokenizer, [spec.name for spec in manifest.inputs])
+
     def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
         encodings = self._tokenizer.encode_batch(texts)
         columns = {
