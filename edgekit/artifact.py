@@ -138,6 +138,8 @@ def read_summary(root: Path | str) -> dict[str, Any]:
         summary = json.loads(path.read_text(encoding="utf-8"))
         for name in (summary["recommended"], *summary["built"]):
             summary["locations"][name]
+        for variant in summary["variants"]:
+            variant["name"]
         return summary
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ArtifactError(f"{path} is damaged ({exc!r}); re-run `edgekit convert`.") from None

@@ -37,6 +37,7 @@ class EmulationPlan:
     engine_env: dict[str, dict[str, str]] = field(default_factory=dict)  # engine -> environment variables
     applied: list[str] = field(default_factory=list)  # what was imitated, for the results' label
     caveats: list[str] = field(default_factory=list)
+    latency_representative: bool = True  # False when the host cannot stand for the device at all
 
     @property
     def label(self) -> str:
@@ -92,4 +93,4 @@ def plan_emulation(target: TargetProfile, host: HostInfo) -> EmulationPlan:
             engine_env["openvino"] = {"ONEDNN_MAX_CPU_ISA": cap}
             applied.append(f"OpenVINO ISA capped at {cap}")
             caveats.append("ONNX Runtime still uses this host's full instruction set (no cap exists for it)")
-    return EmulationPlan(threads, engine_env, applied, caveats)
+    return EmulationPlan(threads, engine_env, applied, caveats, latency_representative=target.arch == host.arch)

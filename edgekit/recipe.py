@@ -14,6 +14,7 @@ runs the same from any working directory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -24,6 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edgekit.artifact import sha256_file
 from edgekit.errors import RecipeError, describe_validation_error
 from edgekit.yaml_files import read_yaml_mapping
+
+# Files of a checkpoint that change what gets built besides the weights (labels, tokenizer).
+_CHECKPOINT_METADATA = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+)
 
 
 class _Strict(BaseModel):
@@ -161,18 +171,29 @@ class Recipe(_Strict):
         return self.variants != ["onnx-fp32"]
 
     def content_hash(self) -> str:
-        """sha256 of the validated recipe and of the data files it names (by content, so a
-        file edited in place gives a new hash), so an artifact can name exactly what made it."""
+        """sha256 of the validated recipe and of the files it depends on, by content (data,
+        the target profile, the source's config and tokenizer files), so a file edited in
+        place gives a new hash and an artifact can name exactly what made it. The weights
+        are fingerprinted separately (``sources.weights_fingerprint``)."""
         fields = self.model_dump(mode="json")
-        fields["_data_sha256"] = {str(path): sha256_file(path) for path in self._data_files() if path.is_file()}
+        fields["_inputs_sha256"] = {str(path): sha256_file(path) for path in self._input_files() if path.is_file()}
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def _data_files(self) -> list[Path]:
+    def _input_files(self) -> list[Path]:
+        from edgekit.errors import TargetError
+        from edgekit.targets import profile_path
+
         specs = [self.data, self.quantization.calibration.data]
         if self.distill is not None:
             specs += [self.distill.data, self.distill.eval_data]
-        return [spec.path for spec in specs if spec is not None]
+        files = [spec.path for spec in specs if spec is not None]
+        for folder in (Path(self.model), Path(self.distill.student) if self.distill and self.distill.student else None):
+            if folder is not None and folder.is_dir():
+                files += [folder / name for name in _CHECKPOINT_METADATA]
+        with contextlib.suppress(TargetError):  # an unknown target fails later, with its own message
+            files.append(profile_path(self.target))
+        return files
 
     def resolved(self, base: Path) -> Recipe:
         """Resolve relative paths against ``base`` (the recipe file's folder)."""

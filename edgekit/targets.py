@@ -61,7 +61,7 @@ class Budgets(_Strict):
     p95_latency_ms: float | None = Field(None, gt=0)
     peak_ram_mb: float | None = Field(None, gt=0)
     model_mb: float | None = Field(None, gt=0)
-    max_accuracy_drop: float | None = Field(1.0, ge=0, description="accuracy points")
+    max_accuracy_drop: float | None = Field(None, ge=0, description="accuracy points; the gate uses 1.0 when unset")
 
 
 class BenchmarkShapes(_Strict):
@@ -141,6 +141,11 @@ def list_targets() -> list[str]:
     for directory in targets_dirs():
         names.update(p.stem for p in directory.glob("*.yaml"))
     return sorted(names)
+
+
+def profile_path(name_or_path: str) -> Path:
+    """The YAML file a target name (or path) refers to."""
+    return _find(name_or_path)
 
 
 def _find(name_or_path: str) -> Path:

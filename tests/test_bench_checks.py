@@ -23,7 +23,11 @@ def test_budget_verdicts():
     failed = {(v.variant, v.budget) for v in verdicts if not v.passed}
     assert failed == {("fp32", "p95_latency_ms"), ("fp32", "model_mb"), ("int8", "peak_ram_mb"),
                       ("int8", "max_accuracy_drop")}  # fmt: skip
-    assert all(v.passed for v in check_budgets(rows, Budgets(max_accuracy_drop=None)))
+    assert check_budgets(rows, Budgets()) == [], "a budget the profile leaves out is not checked"
+    with_torch = [{**_row("torch", 9.0, rss=900), "kind": "pytorch"}, *rows]
+    assert all(v.variant != "torch" for v in check_budgets(with_torch, Budgets(peak_ram_mb=512)))
+    unjudged = check_budgets(rows, Budgets(p95_latency_ms=0.1), judge_latency=False)
+    assert [v.value for v in unjudged] == [None, None] and all(v.passed for v in unjudged)
     drop = next(v for v in verdicts if v.variant == "int8" and v.budget == "max_accuracy_drop")
     assert abs(drop.value - 1.5) < 1e-9 and "OVER" in drop.describe()
 
@@ -43,5 +47,6 @@ def test_compare_uses_the_runs_own_spread_as_noise():
     new = _document([_row("a", 2.6, spread=5.0)])  # +30%, inside the 40% the old run itself varied by
     changes, _ = compare_documents(old, new)
     assert not any(c.regression for c in changes)
-    _, remarks = compare_documents(old, _document([_row("a", 2.0)], data="other.tsv", cpu="Xeon"))
+    changes, remarks = compare_documents(old, _document([_row("a", 9.0, accuracy=0.5)], data="other.tsv", cpu="Xeon"))
     assert any("data differ" in r for r in remarks) and any("different CPUs" in r for r in remarks)
+    assert not any(c.regression for c in changes), "different CPUs and data: shown, not judged"

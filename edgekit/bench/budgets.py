@@ -30,14 +30,20 @@ class BudgetVerdict:
         return f"{self.variant}: {self.budget} {shown} (limit {self.limit:g}) {'ok' if self.passed else 'OVER'}"
 
 
-def check_budgets(variants: list[dict[str, Any]], budgets: Budgets) -> list[BudgetVerdict]:
-    """One verdict per variant and budget. Accuracy drop is against the first variant."""
+def check_budgets(variants: list[dict[str, Any]], budgets: Budgets, judge_latency: bool = True) -> list[BudgetVerdict]:
+    """One verdict per deployable variant and budget; accuracy drop is against the first row.
+
+    A PyTorch reference row never ships, so it is not judged. ``judge_latency=False`` (the
+    host cannot stand for the device, e.g. another architecture) leaves latency unjudged.
+    """
     reference = variants[0].get("accuracy") if variants else None
     verdicts = []
     for row in variants:
+        if row.get("kind") == "pytorch":
+            continue
         accuracy = row.get("accuracy")
         measured = {
-            "p95_latency_ms": row["latency_ms"].get("p95"),
+            "p95_latency_ms": row["latency_ms"].get("p95") if judge_latency else None,
             "peak_ram_mb": row.get("peak_rss_mb"),
             "model_mb": row.get("model_size_mb"),
             "max_accuracy_drop": None if reference is None or accuracy is None else (reference - accuracy) * 100,

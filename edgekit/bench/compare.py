@@ -8,7 +8,7 @@ any drop beyond ``ACCURACY_TOLERANCE_POINTS`` counts. Memory is judged like late
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 MIN_LATENCY_TOLERANCE = 0.10
@@ -37,10 +37,13 @@ class Change:
 def compare_documents(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[Change], list[str]]:
     """(changes for variants present in both, remarks such as different data or hosts)."""
     remarks = []
-    if old["settings"].get("data") != new["settings"].get("data"):
-        remarks.append(f"the data differ ({old['settings'].get('data')} vs {new['settings'].get('data')})")
-    if old["environment"]["host"].get("cpu_model") != new["environment"]["host"].get("cpu_model"):
-        remarks.append("the two runs are from different CPUs: latency differences are not regressions")
+    same_data = old["settings"].get("data") == new["settings"].get("data")
+    same_cpu = old["environment"]["host"].get("cpu_model") == new["environment"]["host"].get("cpu_model")
+    if not same_data:
+        remarks.append(f"the data differ ({old['settings'].get('data')} vs {new['settings'].get('data')}): "
+                       "accuracy changes are shown, not judged")  # fmt: skip
+    if not same_cpu:
+        remarks.append("the two runs are from different CPUs: latency and memory are shown, not judged")
     if old["target"] != new["target"]:
         remarks.append(f"the targets differ ({old['target']['name']} vs {new['target']['name']})")
     before = {row["name"]: row for row in old["variants"]}
@@ -50,7 +53,9 @@ def compare_documents(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[Ch
         if previous is None:
             remarks.append(f"{row['name']} is new")
             continue
-        changes += _latency(previous, row) + _accuracy(previous, row) + _memory(previous, row)
+        found = _latency(previous, row) + _accuracy(previous, row) + _memory(previous, row)
+        judged = {"p50 ms": same_cpu, "peak RSS MB": same_cpu, "accuracy": same_data}
+        changes += [c if judged[c.metric] else replace(c, regression=False, tolerance="not judged") for c in found]
     missing = sorted(set(before) - {row["name"] for row in new["variants"]})
     remarks += [f"{name} is no longer benchmarked" for name in missing]
     return changes, remarks

@@ -43,5 +43,6 @@ def benchmark_artifacts(
     settings = BenchSettings(threads=run.threads, runs=runs, warmup=warmup, rounds=rounds)
     summaries = run_benchmark(variants, dataset, settings, on_progress=on_progress)
     document = new_document(run.target_info(profile.name), {**settings.__dict__, "data": dataset.source}, summaries)
-    document["budgets"] = [v.to_dict() for v in check_budgets(summaries, profile.budgets)]
+    judge_latency = run.plan is None or run.plan.latency_representative
+    document["budgets"] = [v.to_dict() for v in check_budgets(summaries, profile.budgets, judge_latency)]
     return document
