@@ -294,6 +294,9 @@ def bench(
     rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds (each variant in its own process).")] = 1,
     out: Annotated[Path, typer.Option(help="Results JSON to write.")] = Path("bench-results.json"),
     report: Annotated[Path | None, typer.Option(help="Also write a Markdown report here.")] = None,
+    html_report: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report with plots here.")
+    ] = None,
     budgets: Annotated[
         bool, typer.Option(help="Exit with code 4 when a result breaks one of the target's budgets.")
     ] = True,
@@ -310,7 +313,8 @@ def bench(
 
     `edgekit bench artifacts/my-bert --data dev.tsv --threads 2`
 
-    `edgekit bench artifacts/a artifacts/b --pytorch ./my-bert --data dev.tsv --rounds 3 --report report.md`
+    `edgekit bench artifacts/a artifacts/b --pytorch ./my-bert --data dev.tsv --rounds 3 --report report.md
+    --html report.html`
 
     `edgekit bench artifacts/my-bert --data dev.tsv --target raspberry-pi-5`
 
@@ -335,6 +339,12 @@ def bench(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(markdown(document), encoding="utf-8")
         console.print(f"Report:  {report}")
+    if html_report is not None:
+        from edgekit.bench.html import render_html
+
+        html_report.parent.mkdir(parents=True, exist_ok=True)
+        html_report.write_text(render_html(document), encoding="utf-8")
+        console.print(f"HTML:    {html_report}")
     broken = [v for v in document["budgets"] if not v["passed"]]
     for verdict in document["budgets"]:
         mark = "[green]ok[/]" if verdict["passed"] else "[bold red]OVER[/]"
