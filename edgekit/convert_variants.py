@@ -194,7 +194,8 @@ def _benchmark(
 ) -> tuple[dict[str, Any], VariantRecord | None, dict[str, Any]]:  # fmt: skip
     run = target_run(target, recipe.bench.threads)
     settings = BenchSettings(threads=run.threads, runs=recipe.bench.runs, warmup=recipe.bench.warmup,
-                             rounds=recipe.bench.rounds)  # fmt: skip
+                             rounds=recipe.bench.rounds, cpu_affinity=run.cpu_affinity,
+                             memory_cap_mb=run.memory_cap_mb)  # fmt: skip
     variants = [Variant(r.name, "artifact", staging / r.name, run.env_for(r.engine)) for r in records]
     reference = read_manifest(staging / REFERENCE)
     source_record = None

@@ -1,17 +1,22 @@
 """Imitating a less capable target on this host, as far as it honestly can be done.
 
-Threads are capped to the target's. For OpenVINO on x86, oneDNN's ``ONEDNN_MAX_CPU_ISA``
-caps the instruction set its kernels may use, so an AVX2-only box can be imitated on an
-AVX-512/VNNI host (measured here: with the cap at AVX2, NNCF INT8 MiniLM went from 1.9 ms
-to 6.6 ms while OpenVINO FP32 went from 2.9 to 3.8 ms, as on a real AVX2-only EPYC).
-ONNX Runtime's MLAS kernels have no such switch: ORT results on a host with a richer ISA
-than the target's stay optimistic, and the results say so.
+Threads are capped to the target's; the worker is pinned to the profile's CPUs
+(``os.sched_setaffinity``) and its address space capped at the profile's memory
+(``RLIMIT_AS``: stricter than RAM, since it counts reserved memory too).
+For OpenVINO on x86, oneDNN's ``ONEDNN_MAX_CPU_ISA`` caps the instruction set its kernels
+may use, so an AVX2-only box can be imitated on an AVX-512/VNNI host (measured here: with
+the cap at AVX2, NNCF INT8 MiniLM went from 1.9 ms to 6.6 ms while OpenVINO FP32 went
+from 2.9 to 3.8 ms, as on a real AVX2-only EPYC). ONNX Runtime's MLAS kernels have no
+such switch: ORT results on a host with a richer ISA than the target's stay optimistic,
+and the results say so.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
+from edgekit.errors import TargetError
 from edgekit.hostinfo import HostInfo
 from edgekit.targets import TargetProfile
 
@@ -38,6 +43,8 @@ class EmulationPlan:
     applied: list[str] = field(default_factory=list)  # what was imitated, for the results' label
     caveats: list[str] = field(default_factory=list)
     latency_representative: bool = True  # False when the host cannot stand for the device at all
+    cpu_affinity: tuple[int, ...] | None = None  # CPUs the worker is pinned to
+    memory_cap_mb: int | None = None  # address-space cap of the worker
 
     @property
     def label(self) -> str:
@@ -55,6 +62,14 @@ class TargetRun:
         return tuple(self.plan.engine_env.get(engine, {}).items()) if self.plan else ()
 
     @property
+    def cpu_affinity(self) -> tuple[int, ...] | None:
+        return self.plan.cpu_affinity if self.plan else None
+
+    @property
+    def memory_cap_mb(self) -> int | None:
+        return self.plan.memory_cap_mb if self.plan else None
+
+    @property
     def mode(self) -> str:
         return "measured-on-device" if self.plan is None else "emulated-on-host"
 
@@ -69,21 +84,40 @@ class TargetRun:
         return info
 
 
-def target_run(target: TargetProfile, threads: int | None = None) -> TargetRun:
-    """Plan a run for ``target`` on this host; ``threads`` overrides the profile's."""
+def target_run(target: TargetProfile, threads: int | None = None, on_device: bool = False) -> TargetRun:
+    """Plan a run for ``target`` on this host; ``threads`` overrides the profile's.
+
+    ``on_device``: this machine *is* the target (e.g. ``edgekit bench --remote`` running on
+    the device): nothing is imitated and results are labelled measured-on-device. A machine
+    of another architecture than the profile's is refused rather than mislabelled.
+    """
     from edgekit.hostinfo import detect_host
 
-    plan = None if target.is_host else plan_emulation(target, detect_host())
+    if on_device and not target.is_host:
+        host = detect_host()
+        if host.arch != target.arch:
+            raise TargetError(
+                f"--on-device says this machine is '{target.name}' ({target.arch}), but it is {host.arch} "
+                f"({host.cpu_model}). Run on the device itself, or drop --on-device to emulate the profile."
+            )
+    plan = None if target.is_host or on_device else plan_emulation(target, detect_host())
     return TargetRun(threads or (plan.threads if plan else target.threads), plan)
 
 
-def plan_emulation(target: TargetProfile, host: HostInfo) -> EmulationPlan:
+def plan_emulation(target: TargetProfile, host: HostInfo, allowed_cpus: set[int] | None = None) -> EmulationPlan:
+    """``allowed_cpus``: the CPUs this process may run on (default: its current affinity)."""
     wanted = target.emulation.threads or target.threads
     threads = max(1, min(wanted, host.usable_cores))
     applied = [f"threads={threads}"]
     caveats: list[str] = []
     if threads < target.threads:
         caveats.append(f"the target runs {target.threads} threads; emulated with {threads} on this host")
+    affinity = _plan_affinity(target, threads, allowed_cpus, applied, caveats)
+    memory_cap = target.emulation.memory_cap_mb
+    if memory_cap:
+        if host.ram_mb and memory_cap > host.ram_mb:
+            caveats.append(f"the memory cap ({memory_cap} MB) is above this host's RAM ({host.ram_mb} MB)")
+        applied.append(f"address space capped at {memory_cap} MB")
     engine_env: dict[str, dict[str, str]] = {}
     if target.arch != host.arch:
         caveats.append(f"the target is {target.arch}, this host {host.arch}: latencies are not the device's")
@@ -93,4 +127,36 @@ def plan_emulation(target: TargetProfile, host: HostInfo) -> EmulationPlan:
             engine_env["openvino"] = {"ONEDNN_MAX_CPU_ISA": cap}
             applied.append(f"OpenVINO ISA capped at {cap}")
             caveats.append("ONNX Runtime still uses this host's full instruction set (no cap exists for it)")
-    return EmulationPlan(threads, engine_env, applied, caveats, latency_representative=target.arch == host.arch)
+    return EmulationPlan(
+        threads,
+        engine_env,
+        applied,
+        caveats,
+        latency_representative=target.arch == host.arch,
+        cpu_affinity=affinity,
+        memory_cap_mb=memory_cap,
+    )
+
+
+def _plan_affinity(
+    target: TargetProfile, threads: int, allowed_cpus: set[int] | None, applied: list[str], caveats: list[str]
+) -> tuple[int, ...] | None:
+    """The profile's CPUs that this process may use; fewer CPUs than threads is worth a caveat."""
+    wanted = target.emulation.cpu_affinity
+    if not wanted:
+        return None
+    if allowed_cpus is None:
+        allowed_cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set()
+    if not allowed_cpus:  # macOS and Windows: no affinity API here
+        caveats.append("CPU pinning is not available on this OS; the worker runs on any CPU")
+        return None
+    cpus = tuple(sorted(set(wanted) & allowed_cpus))
+    missing = sorted(set(wanted) - allowed_cpus)
+    if missing:
+        caveats.append(f"CPUs {missing} of the profile's affinity are not available here")
+    if not cpus:
+        return None
+    applied.append("pinned to CPUs " + ",".join(map(str, cpus)))
+    if len(cpus) < threads:
+        caveats.append(f"{threads} threads share {len(cpus)} pinned CPU(s)")
+    return cpus

@@ -6,7 +6,8 @@ threads belong to the variant being measured and to nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import importlib
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,8 @@ class Adapter(Protocol):
 
     def tokenize_one(self, text: str) -> object: ...
 
+    def token_count(self, text: str) -> int: ...
+
     def size_mb(self) -> float: ...
 
 
@@ -33,6 +36,16 @@ def _files_size_mb(paths: list[Path]) -> float:
 
 class ArtifactAdapter:
     """An edgekit artifact through ``EdgeModel``: what a device app runs."""
+
+    @staticmethod
+    def import_engine(path: Path) -> None:
+        """Import the artifact's engine library, so cold start can tell import from load."""
+        from edgekit.artifact import read_manifest
+
+        engine = read_manifest(path).engine
+        if engine in {"onnxruntime", "openvino"}:
+            with contextlib.suppress(ImportError):  # loading then says how to install it
+                importlib.import_module(engine)
 
     def __init__(self, path: Path, threads: int, max_length: int | None = None):
         from edgekit.runtime import EdgeModel  # max_length: the manifest's applies
@@ -49,7 +62,10 @@ class ArtifactAdapter:
         return [p.label_id for p in self._model.predict_batch(texts)]
 
     def tokenize_one(self, text: str) -> object:
-        return self._model._preprocess([text])
+        return self._model.tokenize([text])
+
+    def token_count(self, text: str) -> int:
+        return int(self._model.tokenize([text])["input_ids"].shape[1])
 
     def size_mb(self) -> float:
         return model_size_mb(self._model.root, self._model.manifest)
@@ -57,6 +73,11 @@ class ArtifactAdapter:
 
 class PyTorchAdapter:
     """A Hugging Face checkpoint run eagerly by PyTorch in fp32: the usual baseline."""
+
+    @staticmethod
+    def import_engine(path: Path) -> None:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
 
     def __init__(self, path: Path, threads: int, max_length: int | None = None):
         import torch
@@ -89,11 +110,14 @@ class PyTorchAdapter:
     def tokenize_one(self, text: str) -> object:
         return self._encode([text])
 
+    def token_count(self, text: str) -> int:
+        return int(self._encode([text])["input_ids"].shape[1])
+
     def size_mb(self) -> float:
         return _files_size_mb([self._path / "model.safetensors", self._path / "pytorch_model.bin"])
 
 
-ADAPTERS: dict[str, Callable[[Path, int, int | None], Adapter]] = {
+ADAPTERS: dict[str, type[ArtifactAdapter] | type[PyTorchAdapter]] = {
     "artifact": ArtifactAdapter,
     "pytorch": PyTorchAdapter,
 }

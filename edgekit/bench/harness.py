@@ -12,10 +12,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgekit.bench.stats import LatencyStats, accuracy, agreement, macro_f1
 from edgekit.bench.worker import WorkerSpec
@@ -46,6 +49,11 @@ class BenchSettings:
     rounds: int = 1
     seed: int = 0
     eval_batch_size: int = 1
+    batch_sizes: tuple[int, ...] = (1,)  # above 1: whole-batch latency and throughput
+    sequence_lengths: tuple[int, ...] = ()  # token lengths timed at batch 1
+    shape_runs: int = 0  # timed runs per shape and per batch size; 0 skips both
+    cpu_affinity: tuple[int, ...] | None = None  # emulation
+    memory_cap_mb: int | None = None  # emulation
 
 
 def latency_inputs(data: TextDataset, runs: int, seed: int) -> list[str]:
@@ -58,8 +66,8 @@ def latency_inputs(data: TextDataset, runs: int, seed: int) -> list[str]:
 def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as scratch:
         spec_path, out_path = Path(scratch) / "spec.json", Path(scratch) / "out.json"
-        spec_path.write_text(json.dumps(asdict(spec)))
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **dict(extra_env)}
+        spec_path.write_text(json.dumps(asdict(replace(spec, spawned_at=time.time()))))
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "edgekit.bench.worker", str(spec_path), str(out_path)],
@@ -76,11 +84,24 @@ def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -
         if out_path.is_file():
             result = json.loads(out_path.read_text())
             if "error" in result:
-                raise BenchError(f"Variant '{spec.variant}': {result['error']}")
+                raise BenchError(f"Variant '{spec.variant}': {result['error']}{_memory_hint(spec)}")
             if proc.returncode == 0:
                 return result
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise BenchError(f"The benchmark worker for '{spec.variant}' failed (exit {proc.returncode}):\n{tail}")
+        raise BenchError(
+            f"The benchmark worker for '{spec.variant}' failed (exit {proc.returncode}):\n{tail}{_memory_hint(spec)}"
+        )
+
+
+def _memory_hint(spec: WorkerSpec) -> str:
+    """Under a cap, engines fail in C++ (std::bad_alloc, abort) more often than with MemoryError."""
+    if not spec.memory_cap_mb:
+        return ""
+    return (
+        f"\nThe worker ran under the target's emulated memory cap of {spec.memory_cap_mb} MB of address space: "
+        "an allocation failure means the model does not fit it (the cap counts reserved memory, "
+        "so it is stricter than the device's RAM)."
+    )
 
 
 def bare_interpreter_rss_mb() -> float | None:
@@ -124,6 +145,11 @@ def run_benchmark(
                 eval_labels=data.labels if first else None,
                 eval_batch_size=settings.eval_batch_size,
                 max_length=variant.max_length,
+                batch_sizes=list(settings.batch_sizes),
+                sequence_lengths=list(settings.sequence_lengths),
+                shape_runs=settings.shape_runs,
+                cpu_affinity=list(settings.cpu_affinity) if settings.cpu_affinity else None,
+                memory_cap_mb=settings.memory_cap_mb,
             )
             raw[variant.name].append(_run_worker(spec, variant.env))
     reference = raw[variants[0].name][0]
@@ -155,11 +181,11 @@ def summarise(rounds: list[dict[str, Any]], reference: dict[str, Any]) -> dict[s
         "throughput_per_s": 1000.0 / stats.mean,
         "round_medians_ms": round_medians,
         "round_spread_pct": 100.0 * (max(round_medians) - min(round_medians)) / min(round_medians),
-        "cold_start": {
-            "import_s": first["import_s"],
-            "load_s": first["load_s"],
-            "first_inference_ms": first["first_inference_ms"],
-        },
+        "token_counts": _token_summary(first.get("token_counts", [])),
+        "by_sequence_length": _pool_shapes(rounds),
+        "batches": _pool_batches(rounds),
+        "cold_start": cold_start(rounds),
+        "cpu_affinity": first.get("cpu_affinity"),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
         "accuracy": None,
         "macro_f1": None,
@@ -176,3 +202,50 @@ def summarise(rounds: list[dict[str, Any]], reference: dict[str, Any]) -> dict[s
         summary["agreement_with_reference"] = agreement(mine, theirs)
         summary["reference"] = reference["variant"]
     return summary
+
+
+def cold_start(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fresh-process start-up to first answer: every round's worker is a new process.
+
+    Figures are the median over rounds (the first round also pays for a cold disk cache,
+    kept in ``total_s_rounds``); ``total_s`` = interpreter start + imports + load + first inference.
+    """
+
+    def total(r: dict[str, Any]) -> float:
+        return (r.get("startup_s") or 0.0) + r["import_s"] + r["load_s"] + r["first_inference_ms"] / 1e3
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in rounds if r.get(key) is not None]
+        return float(np.median(values)) if values else None
+
+    return {
+        "startup_s": median("startup_s"),
+        "import_s": median("import_s"),
+        "load_s": median("load_s"),
+        "first_inference_ms": median("first_inference_ms"),
+        "total_s": float(np.median([total(r) for r in rounds])),
+        "total_s_rounds": [total(r) for r in rounds],
+    }
+
+
+def _token_summary(counts: list[int]) -> dict[str, float] | None:
+    if not counts:
+        return None
+    return {"min": min(counts), "median": float(np.median(counts)), "max": max(counts)}
+
+
+def _pool_shapes(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    pooled = []
+    for index, shape in enumerate(rounds[0].get("shapes", [])):
+        samples = [ms for r in rounds for ms in r["shapes"][index]["latency_ms"]]
+        pooled.append({"tokens": shape["tokens"], "latency_ms": LatencyStats.from_samples(samples).to_dict()})
+    return pooled
+
+
+def _pool_batches(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    pooled = []
+    for index, batch in enumerate(rounds[0].get("batches", [])):
+        stats = LatencyStats.from_samples([ms for r in rounds for ms in r["batches"][index]["latency_ms"]])
+        size = batch["batch_size"]
+        pooled.append({"batch_size": size, "latency_ms": stats.to_dict(), "throughput_per_s": size * 1000 / stats.mean})
+    return pooled

@@ -79,6 +79,11 @@ def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
     for v in document["variants"]:
         medians = ", ".join(f"{m:.2f}" for m in v["round_medians_ms"])
         lines.append(f"- {v['name']}: {v['round_spread_pct']:.1f}% (round medians {medians} ms)")
+    lines += _shape_lines(document["variants"]) + _cold_start_lines(document["variants"])
+    target = document["target"]
+    if target.get("emulated"):
+        lines += ["", f"Emulated: {', '.join(target['emulated'])}."]
+    lines += [f"Caveat: {caveat}." for caveat in target.get("caveats", [])]
     floor = document["variants"][0].get("bare_interpreter_rss_mb")
     if floor:
         lines += [
@@ -88,3 +93,43 @@ def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
     libs = ", ".join(f"{k} {v}" for k, v in document["environment"]["libraries"].items())
     lines += ["", f"Libraries: {libs}. Created {document['created_at']}.", ""]
     return "\n".join(lines)
+
+
+def _shape_lines(variants: list[dict[str, Any]]) -> list[str]:
+    """Batch-1 latency at the profile's sequence lengths, and whole-batch latency above batch 1."""
+    if not any(v.get("by_sequence_length") or v.get("batches") for v in variants):
+        return []
+    lengths = [s["tokens"] for s in variants[0].get("by_sequence_length", [])]
+    sizes = [b["batch_size"] for b in variants[0].get("batches", [])]
+    header = ["variant"] + [f"{n} tokens p50 ms" for n in lengths]
+    header += [f"batch {n} p50 ms" for n in sizes] + [f"batch {n} texts/s" for n in sizes]
+    lines = ["", "Latency by shape (synthetic texts of the profile's token lengths; batches of real texts):", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for v in variants:
+        cells = [v["name"]] + [_fmt(s["latency_ms"]["median"]) for s in v.get("by_sequence_length", [])]
+        cells += [_fmt(b["latency_ms"]["median"]) for b in v.get("batches", [])]
+        cells += [_fmt(b["throughput_per_s"], 0) for b in v.get("batches", [])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cold_start_lines(variants: list[dict[str, Any]]) -> list[str]:
+    header = [
+        "variant",
+        "interpreter s",
+        "import s",
+        "load s",
+        "first inference ms",
+        "total s",
+        "peak RSS MB",
+        "over bare MB",
+    ]
+    lines = ["", "Cold start in a fresh process (median over rounds) and peak memory:", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for v in variants:
+        cold = v["cold_start"]
+        cells = [v["name"], _fmt(cold.get("startup_s"), 3), _fmt(cold["import_s"], 3), _fmt(cold["load_s"], 3),
+                 _fmt(cold["first_inference_ms"], 1), _fmt(cold.get("total_s"), 3), _fmt(v["peak_rss_mb"], 0),
+                 _fmt(v.get("peak_rss_increment_mb"), 0)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines

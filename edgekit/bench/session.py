@@ -26,6 +26,8 @@ def benchmark_artifacts(
     runs: int = 200,
     warmup: int = 20,
     rounds: int = 1,
+    shapes: bool = True,
+    on_device: bool = False,
     on_progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     profile = load_target(target)
@@ -33,14 +35,24 @@ def benchmark_artifacts(
     engines = {folder: read_manifest(folder).engine for folder in folders}  # fails fast on a bad folder
     dataset = read_text_dataset(data) if data else TextDataset(list(PROBE_TEXTS), None, "built-in probe texts")
     # Off the device the profile is imitated as far as honestly possible; the label says how.
-    run = target_run(profile, threads)
+    run = target_run(profile, threads, on_device)
     variants = [Variant(f.name or str(f), "artifact", f, run.env_for(engines[f])) for f in folders]
     if pytorch is not None:  # truncate as the artifacts do, so the comparison is like for like
         max_length = read_manifest(folders[0]).tokenizer["max_length"] if folders else None
         variants.insert(0, Variant("pytorch-fp32", "pytorch", pytorch, max_length=max_length))
     if len({v.name for v in variants}) != len(variants):  # e.g. two folders both called onnx-fp32
         variants = [Variant(f"{i}:{v.name}", v.kind, v.path, v.env, v.max_length) for i, v in enumerate(variants)]
-    settings = BenchSettings(threads=run.threads, runs=runs, warmup=warmup, rounds=rounds)
+    settings = BenchSettings(
+        threads=run.threads,
+        runs=runs,
+        warmup=warmup,
+        rounds=rounds,
+        batch_sizes=tuple(profile.benchmark.batch_sizes),
+        sequence_lengths=tuple(profile.benchmark.sequence_lengths) if shapes else (),
+        shape_runs=max(10, runs // 4) if shapes else 0,
+        cpu_affinity=run.cpu_affinity,
+        memory_cap_mb=run.memory_cap_mb,
+    )
     summaries = run_benchmark(variants, dataset, settings, on_progress=on_progress)
     document = new_document(run.target_info(profile.name), {**settings.__dict__, "data": dataset.source}, summaries)
     judge_latency = run.plan is None or run.plan.latency_representative

@@ -8,6 +8,7 @@ would otherwise steal cores from the next variant (STACK-NOTES: a 5.9x slow-down
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -27,6 +28,12 @@ class WorkerSpec:
     eval_labels: list[str] | None = None
     eval_batch_size: int = 1  # accuracy as a device app sees it; padding can move quantized outputs
     max_length: int | None = None  # PyTorch adapter only
+    batch_sizes: list[int] = field(default_factory=lambda: [1])  # sizes above 1 are timed for throughput
+    sequence_lengths: list[int] = field(default_factory=list)  # token lengths timed at batch 1 (profile shapes)
+    shape_runs: int = 0  # timed runs per shape and per batch size
+    cpu_affinity: list[int] | None = None  # emulation: pin the process to these CPUs
+    memory_cap_mb: int | None = None  # emulation: cap the address space
+    spawned_at: float | None = None  # time.time() when the harness started this process (cold start)
 
 
 def _peak_rss_mb() -> float:
@@ -45,13 +52,75 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
+def apply_limits(cpu_affinity: list[int] | None, memory_cap_mb: int | None) -> None:
+    """Imitate a smaller device: pin to its CPUs and cap memory, before anything is loaded.
+
+    The memory cap is RLIMIT_AS (address space), the one limit every Linux lets an
+    unprivileged process set. It counts reserved virtual memory as well as resident pages,
+    so it is stricter than the device's RAM: a model that fails under it may still fit.
+    """
+    if cpu_affinity:
+        os.sched_setaffinity(0, cpu_affinity)
+    if memory_cap_mb:
+        cap = memory_cap_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def _time_ms(action, *args) -> float:
+    t0 = time.perf_counter_ns()
+    action(*args)
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def text_with_tokens(adapter, tokens: int, words: list[str]) -> tuple[str, int]:
+    """A text of about ``tokens`` tokens (special tokens included), built from real words.
+
+    Returns the text and its actual token count; truncation caps it at the model's maximum.
+    """
+    pieces = [words[0]]
+    count = adapter.token_count(words[0])
+    while count < tokens and len(pieces) < 4 * tokens:
+        pieces.append(words[len(pieces) % len(words)])
+        grown = adapter.token_count(" ".join(pieces))
+        if grown == count:  # truncation reached: the model takes no more tokens
+            pieces.pop()
+            break
+        count = grown
+    return " ".join(pieces), count
+
+
+def _time_shapes(adapter, spec: WorkerSpec) -> list[dict]:
+    words = " ".join(spec.latency_texts).split() or ["text"]
+    shapes = []
+    for wanted in spec.sequence_lengths:
+        text, tokens = text_with_tokens(adapter, wanted, words)
+        for _ in range(min(spec.warmup, 5)):
+            adapter.predict_one(text)
+        samples = [_time_ms(adapter.predict_one, text) for _ in range(spec.shape_runs)]
+        shapes.append({"tokens_requested": wanted, "tokens": tokens, "latency_ms": samples})
+    return shapes
+
+
+def _time_batches(adapter, spec: WorkerSpec) -> list[dict]:
+    """Whole-batch latency for each batch size above 1: consecutive data texts, padded together."""
+    texts = spec.latency_texts
+    results = []
+    for size in (b for b in spec.batch_sizes if b > 1):
+        batches = [[texts[(start + i) % len(texts)] for i in range(size)] for start in range(0, len(texts), size)]
+        batches = (batches * (spec.shape_runs // len(batches) + 1))[: spec.shape_runs]
+        for batch in batches[:2]:
+            adapter.predict_many(batch)
+        results.append({"batch_size": size, "latency_ms": [_time_ms(adapter.predict_many, b) for b in batches]})
+    return results
+
+
 def measure(spec: WorkerSpec) -> dict:
+    entered_at, started = time.time(), time.perf_counter()
+    from edgekit.bench.adapters import ADAPTERS
     from edgekit.data import TextDataset
 
-    started = time.perf_counter()
-    from edgekit.bench.adapters import ADAPTERS
-
     adapter_cls = ADAPTERS[spec.kind]
+    adapter_cls.import_engine(Path(spec.path))
     imported = time.perf_counter()
     adapter = adapter_cls(Path(spec.path), spec.threads, spec.max_length)
     loaded = time.perf_counter()
@@ -60,16 +129,11 @@ def measure(spec: WorkerSpec) -> dict:
 
     for text in spec.latency_texts[: spec.warmup]:
         adapter.predict_one(text)
-    latency_ms = []
-    for text in spec.latency_texts:
-        t0 = time.perf_counter_ns()
-        adapter.predict_one(text)
-        latency_ms.append((time.perf_counter_ns() - t0) / 1e6)
-    tokenize_ms = []
-    for text in spec.latency_texts:
-        t0 = time.perf_counter_ns()
-        adapter.tokenize_one(text)
-        tokenize_ms.append((time.perf_counter_ns() - t0) / 1e6)
+    latency_ms = [_time_ms(adapter.predict_one, text) for text in spec.latency_texts]
+    token_counts = [adapter.token_count(text) for text in spec.latency_texts]
+    tokenize_ms = [_time_ms(adapter.tokenize_one, text) for text in spec.latency_texts]
+    shapes = _time_shapes(adapter, spec) if spec.shape_runs else []
+    batches = _time_batches(adapter, spec) if spec.shape_runs else []
 
     predictions: list[int] = []
     label_ids: list[int] | None = None
@@ -80,6 +144,8 @@ def measure(spec: WorkerSpec) -> dict:
         if spec.eval_labels is not None:
             label_ids = TextDataset(spec.eval_texts, spec.eval_labels, "eval").label_ids(adapter.labels)
 
+    # Interpreter start-up: from the harness starting this process to this module running.
+    startup_s = None if spec.spawned_at is None else entered_at - spec.spawned_at
     return {
         "variant": spec.variant,
         "kind": spec.kind,
@@ -88,12 +154,17 @@ def measure(spec: WorkerSpec) -> dict:
         "precision": adapter.precision,
         "labels": adapter.labels,
         "threads": spec.threads,
+        "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "model_size_mb": adapter.size_mb(),
+        "startup_s": startup_s,
         "import_s": imported - started,
         "load_s": loaded - imported,
         "first_inference_ms": (first_done - loaded) * 1e3,
         "latency_ms": latency_ms,
+        "token_counts": token_counts,
         "tokenize_ms": tokenize_ms,
+        "shapes": shapes,
+        "batches": batches,
         "predictions": predictions,
         "label_ids": label_ids,
         "peak_rss_mb": _peak_rss_mb(),
@@ -103,6 +174,7 @@ def measure(spec: WorkerSpec) -> dict:
 def main(argv: list[str]) -> int:
     spec_path, out_path = Path(argv[0]), Path(argv[1])
     spec = WorkerSpec(**json.loads(spec_path.read_text()))
+    apply_limits(spec.cpu_affinity, spec.memory_cap_mb)
     from edgekit.errors import EdgekitError
 
     try:
@@ -110,6 +182,10 @@ def main(argv: list[str]) -> int:
     except EdgekitError as exc:  # a user-fixable problem: hand the message back to the harness
         out_path.write_text(json.dumps({"error": str(exc), "error_type": type(exc).__name__}))
         return 2
+    except MemoryError:
+        cap = f"the emulated memory cap of {spec.memory_cap_mb} MB" if spec.memory_cap_mb else "memory"
+        out_path.write_text(json.dumps({"error": f"ran out of {cap}", "error_type": "MemoryError"}))
+        return 3
     out_path.write_text(json.dumps(result))
     return 0
 

@@ -57,10 +57,13 @@ class EdgeModel:
     def labels(self) -> list[str]:
         return list(self.manifest.labels)
 
+    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The arrays the model is fed for ``texts`` (truncated, padded to the batch's longest)."""
+        return self._preprocess(_check_texts(texts))
+
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw model outputs for a batch, shape (len(texts), num_labels)."""
-        batch = _check_texts(texts)
-        return self._engine.run(self._preprocess(batch))
+        return self._engine.run(self.tokenize(texts))
 
     def predict(self, text: str) -> Prediction:
         return self.predict_batch([text])[0]

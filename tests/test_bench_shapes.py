@@ -1,0 +1,81 @@
+"""Profile shapes, batches, cold start and the emulation limits (CPU pinning, memory cap)."""
+
+import os
+
+import pytest
+
+from edgekit.bench.adapters import ArtifactAdapter
+from edgekit.bench.harness import BenchError, BenchSettings, Variant, cold_start, run_benchmark
+from edgekit.bench.report import markdown
+from edgekit.bench.results import new_document
+from edgekit.bench.worker import text_with_tokens
+from edgekit.data import TextDataset, read_text_dataset
+from edgekit.emulation import plan_emulation
+from edgekit.hostinfo import HostInfo
+from edgekit.targets import load_target
+
+HOST = HostInfo("x86_64", "EPYC", 2, 2, ("avx", "avx2", "fma"), 8192, "Linux", "3.11")
+
+
+def test_text_with_tokens_hits_the_requested_length_and_stops_at_truncation(tiny_artifact):
+    adapter = ArtifactAdapter(tiny_artifact, threads=1)
+    words = "the movie was good and the plot was bad".split()
+    text, tokens = text_with_tokens(adapter, 12, words)
+    assert tokens == adapter.token_count(text) == 12, "single-token words reach the length exactly"
+    limit = adapter._model.manifest.tokenizer["max_length"]
+    _, capped = text_with_tokens(adapter, limit * 4, words)
+    assert capped == limit, "the model's maximum caps the shape instead of looping"
+
+
+def test_affinity_is_planned_from_the_profile_and_the_cpus_we_may_use():
+    target = load_target("raspberry-pi-4")  # emulation: threads 2, cpu_affinity [0, 1], memory_cap_mb 4096
+    plan = plan_emulation(target, HOST, allowed_cpus={0, 1})
+    assert plan.cpu_affinity == (0, 1) and plan.memory_cap_mb == 4096
+    assert "pinned to CPUs 0,1" in plan.label and "address space capped at 4096 MB" in plan.label
+    narrow = plan_emulation(target, HOST, allowed_cpus={1, 5})
+    assert narrow.cpu_affinity == (1,)
+    assert any("CPUs [0]" in c for c in narrow.caveats) and any("share 1 pinned" in c for c in narrow.caveats)
+    assert plan_emulation(target, HOST, allowed_cpus={7}).cpu_affinity is None
+
+
+def test_shapes_batches_cold_start_and_pinning_in_a_real_worker(tiny_artifact, tiny_data):
+    data = read_text_dataset(tiny_data)
+    cpu = min(os.sched_getaffinity(0))
+    settings = BenchSettings(threads=1, runs=16, warmup=2, rounds=2, batch_sizes=(1, 4), sequence_lengths=(8, 20),
+                             shape_runs=6, cpu_affinity=(cpu,), memory_cap_mb=4096)  # fmt: skip
+    (summary,) = run_benchmark([Variant("onnx", "artifact", tiny_artifact)], data, settings)
+    assert summary["cpu_affinity"] == [cpu], "the worker ran pinned to the profile's CPU"
+    shapes = summary["by_sequence_length"]
+    assert [s["tokens"] for s in shapes] == [8, 20] and all(s["latency_ms"]["count"] == 12 for s in shapes)
+    (batch,) = summary["batches"]
+    assert batch["batch_size"] == 4 and batch["latency_ms"]["count"] == 12
+    assert batch["throughput_per_s"] == pytest.approx(4000 / batch["latency_ms"]["mean"])
+    cold = summary["cold_start"]
+    assert len(cold["total_s_rounds"]) == 2, "every round is a fresh process"
+    assert cold["startup_s"] > 0 and cold["load_s"] > 0
+    parts = cold["startup_s"] + cold["import_s"] + cold["load_s"] + cold["first_inference_ms"] / 1e3
+    assert cold["total_s"] == pytest.approx(parts, rel=0.5)  # medians of parts vs median of totals
+    assert summary["token_counts"]["min"] <= summary["token_counts"]["max"]
+    document = new_document({"name": "t", "mode": "emulated-on-host", "emulated": ["threads=1"], "caveats": ["c"]},
+                            {**settings.__dict__, "data": "d"}, [summary])  # fmt: skip
+    text = markdown(document)
+    assert "| onnx | 0." in text.split("Latency by shape")[1], "shape table rendered"
+    assert "batch 4 texts/s" in text and "Cold start in a fresh process" in text and "Caveat: c." in text
+
+
+def test_a_memory_cap_too_small_for_the_model_is_a_clear_failure(tiny_artifact):
+    data = TextDataset(["hello there"], None, "mem")
+    settings = BenchSettings(threads=1, runs=10, memory_cap_mb=80)  # onnxruntime alone needs more address space
+    with pytest.raises(BenchError, match="emulated memory cap of 80 MB"):
+        run_benchmark([Variant("onnx", "artifact", tiny_artifact)], data, settings)
+
+
+def test_cold_start_summary_is_the_median_over_rounds():
+    rounds = [
+        {"startup_s": 0.1, "import_s": 0.2, "load_s": 0.3, "first_inference_ms": 100.0},
+        {"startup_s": 0.1, "import_s": 0.1, "load_s": 0.1, "first_inference_ms": 100.0},
+        {"startup_s": 0.1, "import_s": 0.1, "load_s": 0.2, "first_inference_ms": 100.0},
+    ]
+    cold = cold_start(rounds)
+    assert cold["total_s"] == pytest.approx(0.5) and cold["load_s"] == pytest.approx(0.2)
+    assert cold["total_s_rounds"] == pytest.approx([0.7, 0.4, 0.5])
