@@ -56,6 +56,7 @@ class Manifest:
     edgekit_version: str
     target: str | None = None
     exporter: str | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)  # defaults from the target: threads, engines
     parity: dict[str, Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

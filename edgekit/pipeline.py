@@ -35,7 +35,7 @@ from edgekit.export.parity import ParityReport, check_parity, pick_parity_texts
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.recipe import DataSpec, Recipe
 from edgekit.sources import LoadedSource, load_text_classifier, resolve_reference
-from edgekit.targets import load_target
+from edgekit.targets import TargetProfile, load_target, runtime_defaults
 from edgekit.variants import REFERENCE, VARIANTS
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -113,7 +113,7 @@ def convert(
         source, distillation = distill_source(source, recipe, data, out, reporter, resume)
     with atomic_directory(out) as staging:
         reference_dir = staging / REFERENCE if recipe.is_bundle else staging
-        manifest = _build_reference(source, reference_dir, recipe, target.name, parity_texts, reporter, distillation)
+        manifest = _build_reference(source, reference_dir, recipe, target, parity_texts, reporter, distillation)
         summary = None
         if recipe.is_bundle:
             from edgekit.convert_variants import build_variants
@@ -176,7 +176,7 @@ def _build_reference(
     source: LoadedSource,
     folder: Path,
     recipe: Recipe,
-    target: str,
+    target: TargetProfile,
     parity_texts: list[str],
     reporter: Reporter,
     distillation: dict[str, Any] | None = None,
@@ -210,7 +210,7 @@ def describe_parity(report: ParityReport) -> str:
     )
 
 
-def _package(source: LoadedSource, staging: Path, graph, recipe: Recipe, target: str) -> Manifest:
+def _package(source: LoadedSource, staging: Path, graph, recipe: Recipe, target: TargetProfile) -> Manifest:
     tokenizer = source.tokenizer
     tokenizer.backend_tokenizer.save(str(staging / TOKENIZER_FILE))
     max_length = min(recipe.export.max_length or source.max_length, source.max_length)
@@ -232,8 +232,9 @@ def _package(source: LoadedSource, staging: Path, graph, recipe: Recipe, target:
         source=source.info,
         recipe_hash=recipe.content_hash(),
         edgekit_version=__version__,
-        target=target,
+        target=target.name,
         exporter=f"{graph.exporter} (opset {graph.opset})",
+        runtime=runtime_defaults(target),
     )
     return seal(staging, manifest)
 

@@ -118,6 +118,21 @@ class TargetProfile(_Strict):
         return self.detect
 
 
+def runtime_defaults(profile: TargetProfile) -> dict:
+    """What an artifact records so that the device's runtime needs no profile to start right.
+
+    ``threads`` is None for a detected profile (``host``): the machine that runs the artifact
+    is not the one that converted it, so the engine picks its own core count there.
+    """
+    engines: dict[str, dict[str, list[str]]] = {}
+    for choice in profile.engines:  # in order of preference; an engine may be listed per device
+        entry = engines.setdefault(choice.engine, {"providers": [], "devices": []})
+        entry["providers"] += [p for p in choice.providers if p not in entry["providers"]]
+        if choice.device and choice.device not in entry["devices"]:
+            entry["devices"].append(choice.device)
+    return {"threads": None if profile.detect else profile.threads, "engines": engines}
+
+
 def _repo_targets_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "targets"
 

@@ -9,9 +9,12 @@ from typing import Protocol
 import numpy as np
 
 from edgekit.errors import ArtifactError
+from edgekit.runtime.settings import RuntimeSettings
 
 
 class Engine(Protocol):
+    providers: list[str]
+
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
@@ -46,7 +49,7 @@ class OnnxRuntimeEngine:
 class OpenVinoEngine:
     """An OpenVINO compiled model; one infer request per thread, so sharing the engine is safe."""
 
-    def __init__(self, model_path: Path, threads: int | None, device: str = "CPU"):
+    def __init__(self, model_path: Path, threads: int | None, devices: list[str] | None = None):
         try:
             import openvino as ov
         except ImportError:
@@ -62,8 +65,11 @@ class OpenVinoEngine:
         }
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
+        core = ov.Core()
+        # The first wanted device this machine has; CPU when none is (e.g. a profile's NPU here).
+        device = next((d for d in devices or [] if d in core.available_devices), "CPU")
         try:
-            self._compiled = ov.Core().compile_model(str(model_path), device, config)
+            self._compiled = core.compile_model(str(model_path), device, config)
         except Exception as exc:  # openvino raises RuntimeError subclasses with long messages
             raise ArtifactError(f"OpenVINO could not load {model_path}: {exc}") from exc
         self._output = self._compiled.outputs[0]
@@ -80,12 +86,12 @@ class OpenVinoEngine:
 ENGINES = ("onnxruntime", "openvino")
 
 
-def create_engine(engine: str, model_path: Path, threads: int | None) -> Engine:
-    if engine == "onnxruntime":
-        return OnnxRuntimeEngine(model_path, threads)
-    if engine == "openvino":
-        return OpenVinoEngine(model_path, threads)
+def create_engine(settings: RuntimeSettings, model_path: Path) -> Engine:
+    if settings.engine == "onnxruntime":
+        return OnnxRuntimeEngine(model_path, settings.threads, settings.providers)
+    if settings.engine == "openvino":
+        return OpenVinoEngine(model_path, settings.threads, settings.devices)
     raise ArtifactError(
-        f"This artifact needs the '{engine}' engine, which this edgekit runtime does not provide. "
+        f"This artifact needs the '{settings.engine}' engine, which this edgekit runtime does not provide. "
         f"Supported: {', '.join(ENGINES)}."
     )

@@ -12,6 +12,7 @@ from edgekit.artifact import Manifest, load_manifest, resolve_artifact_dir
 from edgekit.errors import InputError
 from edgekit.runtime.engines import Engine, create_engine
 from edgekit.runtime.preprocess import TextPreprocessor
+from edgekit.runtime.settings import RuntimeSettings, resolve_settings
 
 
 @dataclass(frozen=True)
@@ -34,24 +35,44 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 class EdgeModel:
     """A loaded artifact. Safe to share between threads: inference holds no mutable state."""
 
-    def __init__(self, root: Path, manifest: Manifest, engine: Engine, preprocess: TextPreprocessor):
+    def __init__(
+        self, root: Path, manifest: Manifest, engine: Engine, preprocess: TextPreprocessor, settings: RuntimeSettings
+    ):
         self.root = root
         self.manifest = manifest
+        self.settings = settings  # the engine, threads and providers actually used
         self._engine = engine
         self._preprocess = preprocess
 
     @classmethod
-    def load(cls, artifact_dir: str | Path, threads: int | None = None, verify: bool = True) -> EdgeModel:
+    def load(
+        cls,
+        artifact_dir: str | Path,
+        target: str | None = None,
+        threads: int | None = None,
+        engine: str | None = None,
+        verify: bool = True,
+    ) -> EdgeModel:
         """Load an artifact directory written by ``edgekit convert``.
 
         Given a multi-variant output folder, loads the variant it recommends.
-        ``threads`` sets the engine's intra-op threads (``None``: the engine's default).
+        ``target``: a profile name or YAML path whose threads and providers are the defaults
+        (default: the profile recorded in the artifact, when it is known here).
+        ``threads`` sets the engine's intra-op threads (default: the target's).
+        ``engine``: ``onnxruntime`` or ``openvino`` (default: the artifact's; OpenVINO also runs ONNX files).
         ``verify`` checks every file against the sha256 in the manifest and refuses a mismatch.
         """
         root = resolve_artifact_dir(artifact_dir)  # a bundle folder loads its recommended variant
         manifest = load_manifest(root, verify=verify)
-        engine = create_engine(manifest.engine, root / manifest.model_file, threads)
-        return cls(root, manifest, engine, TextPreprocessor.for_artifact(root, manifest))
+        model_path = root / manifest.model_file
+        settings = resolve_settings(manifest, model_path, target, threads, engine)
+        runner = create_engine(settings, model_path)
+        return cls(root, manifest, runner, TextPreprocessor.for_artifact(root, manifest), settings)
+
+    @property
+    def providers(self) -> list[str]:
+        """What the engine actually runs on (a profile's accelerator may be absent here)."""
+        return list(self._engine.providers)
 
     @property
     def labels(self) -> list[str]:
