@@ -37,6 +37,18 @@ def package_foreign_onnx(onnx_file: Path, reference_artifact: Path, out: Path, p
     return out
 
 
+def sst2_bundle(model: Path, dev_path: Path, variants: list[str]) -> Path:
+    """The edgekit variants of an SST-2 teacher, converted once and cached (gate on SST-2 dev)."""
+    from edgekit.pipeline import convert
+    from edgekit.progress import ConsoleReporter
+    from edgekit.recipe import build_recipe
+
+    out = CACHE / "quantization-sst2" / "edgekit"
+    recipe = build_recipe({"model": str(model), "out": str(out), "data": {"path": str(dev_path)},
+                           "variants": variants, "bench": {"enabled": False}})  # fmt: skip
+    return convert(recipe, ConsoleReporter()).out
+
+
 def run(command: list[str]) -> None:
     print("+", " ".join(command), flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

@@ -20,15 +20,13 @@ import argparse
 import shutil
 from pathlib import Path
 
-from common import CACHE, REPO, SST2, SST2_TEACHER, dump, package_foreign_onnx, require, run
+from common import CACHE, REPO, SST2, SST2_TEACHER, dump, package_foreign_onnx, require, run, sst2_bundle
 
 from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.report import markdown
 from edgekit.bench.results import new_document
 from edgekit.data import read_text_dataset
-from edgekit.pipeline import convert
 from edgekit.progress import ConsoleReporter
-from edgekit.recipe import build_recipe
 
 EDGEKIT_VARIANTS = ["onnx-fp32", "ort-int8-dynamic", "ort-int8-static", "ov-fp32", "ov-int8"]
 
@@ -70,9 +68,7 @@ def main() -> None:
     dev_path = require(SST2 / "dev.tsv", "SST-2 dev")
     dev = read_text_dataset(dev_path)
     work = CACHE / "quantization-sst2"
-    recipe = build_recipe({"model": str(model), "out": str(work / "edgekit"), "data": {"path": str(dev_path)},
-                           "variants": EDGEKIT_VARIANTS, "bench": {"enabled": False}})  # fmt: skip
-    bundle = convert(recipe, ConsoleReporter()).out
+    bundle = sst2_bundle(model, dev_path, EDGEKIT_VARIANTS)
     anchors = [optimum_anchor(model, bundle / "onnx-fp32", work, per_channel) for per_channel in (False, True)]
     variants = [Variant("pytorch-fp32", "pytorch", model)]
     variants += [Variant(name, "artifact", bundle / name) for name in EDGEKIT_VARIANTS]

@@ -11,6 +11,7 @@ A previous artifact under the same name is replaced only after the new one is wh
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -75,7 +76,10 @@ class Manifest:
                 f"(it reads version {FORMAT_VERSION}). Re-export the model with this version."
             )
         try:
-            fields = dict(data)
+            # Readers ignore fields they do not know: additions keep format_version 1, so an
+            # older runtime still loads a newer artifact (a breaking change bumps the version).
+            known = {f.name for f in dataclasses.fields(cls)}
+            fields = {key: value for key, value in data.items() if key in known}
             fields["inputs"] = [TensorSpec(**spec) for spec in data["inputs"]]
             fields["outputs"] = [TensorSpec(**spec) for spec in data["outputs"]]
             return cls(**fields)
@@ -185,7 +189,23 @@ def verify_files(artifact_dir: Path | str, manifest: Manifest) -> None:
         )
 
 
-def load_manifest(artifact_dir: Path | str, verify: bool = True) -> Manifest:
+def load_manifest(artifact_dir: Path | str, verify: bool = True, manifest_sha256: str | None = None) -> Manifest:
+    """Read and check an artifact's manifest.
+
+    ``verify`` checks every file against its sha256 in the manifest. That catches damage and
+    swapped model files, but the manifest itself (labels, tokenizer settings) is covered by
+    no hash inside the folder: an app that must trust exactly one artifact pins
+    ``manifest_sha256`` (printed by ``edgekit convert``), which covers every file through it.
+    """
+    if manifest_sha256 is not None:
+        found = (
+            sha256_file(Path(artifact_dir) / MANIFEST_NAME) if (Path(artifact_dir) / MANIFEST_NAME).is_file() else None
+        )
+        if found != manifest_sha256.lower():
+            raise ArtifactError(
+                f"{Path(artifact_dir) / MANIFEST_NAME} has sha256 {found}, not the pinned {manifest_sha256}: "
+                "this is not the artifact the app was built for. Ship the pinned artifact, or update the pin."
+            )
     manifest = read_manifest(artifact_dir)
     if verify:
         verify_files(artifact_dir, manifest)

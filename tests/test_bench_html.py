@@ -30,7 +30,8 @@ def test_report_from_a_committed_results_file():
     parser.feed(page)
     svgs = {attrs.get("id") for tag, attrs in parser.tags if tag == "svg"}
     assert svgs == {"latency", "pareto", "memory", "size"}
-    assert sum(tag == "tr" for tag, _ in parser.tags) == len(document["variants"]) + 1
+    tables = 2  # the results and the cold start; this older file has no shape figures, so no shape table
+    assert sum(tag == "tr" for tag, _ in parser.tags) == tables * (len(document["variants"]) + 1)
     points = [attrs for tag, attrs in parser.tags if tag == "circle"]
     assert len(points) == len(document["variants"]), "one point per variant with an accuracy"
     on_front = {name for name in pareto_front([(v["name"], v["latency_ms"]["median"], v["accuracy"])

@@ -73,3 +73,25 @@ def test_onnxruntime_cannot_be_forced_on_an_openvino_model(tiny_artifact):
     manifest = dataclasses.replace(read_manifest(tiny_artifact), engine="openvino", model_file="model.xml")
     with pytest.raises(ArtifactError, match="engine='openvino'"):
         resolve_settings(manifest, Path("model.xml"), None, None, "onnxruntime")
+
+
+def test_a_pinned_manifest_refuses_any_other_artifact(tiny_artifact, tmp_path):
+    from edgekit.artifact import sha256_file
+
+    pin = sha256_file(tiny_artifact / "manifest.json")
+    assert EdgeModel.load(tiny_artifact, manifest_sha256=pin).labels
+    copy = shutil.copytree(tiny_artifact, tmp_path / "relabelled")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["labels"] = list(reversed(manifest["labels"]))  # the file hashes still match: only a pin sees it
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert EdgeModel.load(copy).labels == manifest["labels"]
+    with pytest.raises(ArtifactError, match="not the pinned"):
+        EdgeModel.load(copy, manifest_sha256=pin)
+
+
+def test_unknown_manifest_fields_are_ignored_for_forward_compatibility(tiny_artifact, tmp_path):
+    copy = shutil.copytree(tiny_artifact, tmp_path / "newer")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["added_by_a_later_edgekit"] = {"anything": 1}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert EdgeModel.load(copy).predict("the movie was good").label in manifest["labels"]

@@ -7,7 +7,16 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from edgekit.bench.report import COLUMNS, caption, rows
+from edgekit.bench.report import (
+    COLD_START_TITLE,
+    COLUMNS,
+    SHAPES_TITLE,
+    Table,
+    caption,
+    cold_start_table,
+    rows,
+    shape_table,
+)
 
 WIDTH, ROW, LEFT = 760, 28, 190
 _STYLE = """
@@ -101,19 +110,31 @@ def _bars(variants: list[dict[str, Any]], key: str, label: str, chart_id: str) -
     return "".join(parts) + "</svg>"
 
 
+def _table(table: Table | None, title: str = "") -> str:
+    if table is None:
+        return ""
+    header, body = table
+    head = "".join(f"<th>{_esc(c)}</th>" for c in header)
+    cells = "".join("<tr>" + "".join(f"<td>{_esc(cell)}</td>" for cell in row) + "</tr>" for row in body)
+    heading = f"<h2>{_esc(title)}</h2>" if title else ""
+    return f"{heading}<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
+
+
 def render_html(document: dict[str, Any], title: str = "edgekit benchmark") -> str:
     variants = document["variants"]
-    head = "".join(f"<th>{_esc(c)}</th>" for c in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(cell)}</td>" for cell in row) + "</tr>" for row in rows(document))
+    target = document["target"]
+    emulation = "".join(f"<li>{_esc(item)}</li>" for item in target.get("emulated", []) + target.get("caveats", []))
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{_esc(title)}</h1>"
         f'<p class="caption">{_esc(caption(document))}</p>'
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"{_table((COLUMNS, rows(document)))}"
+        f"{f'<ul class=caption>{emulation}</ul>' if emulation else ''}"
         f"<h2>Latency per variant</h2>{_latency_chart(variants)}"
         f"<h2>Accuracy against latency</h2>{_pareto_chart(variants)}"
         f"<h2>Memory and size</h2>{_bars(variants, 'peak_rss_mb', 'peak RSS (MB, kernel VmHWM)', 'memory')}"
         f"{_bars(variants, 'model_size_mb', 'model size (MB)', 'size')}"
+        f"{_table(shape_table(variants), SHAPES_TITLE)}{_table(cold_start_table(variants), COLD_START_TITLE)}"
         f"<p class=caption>Created {_esc(document['created_at'])} from results schema {_esc(document['schema'])}.</p>"
         "</body></html>\n"
     )

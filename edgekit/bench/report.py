@@ -95,41 +95,53 @@ def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
     return "\n".join(lines)
 
 
-def _shape_lines(variants: list[dict[str, Any]]) -> list[str]:
+Table = tuple[list[str], list[list[str]]]  # header, rows
+
+
+def shape_table(variants: list[dict[str, Any]]) -> Table | None:
     """Batch-1 latency at the profile's sequence lengths, and whole-batch latency above batch 1."""
     if not any(v.get("by_sequence_length") or v.get("batches") for v in variants):
-        return []
+        return None
     lengths = [s["tokens"] for s in variants[0].get("by_sequence_length", [])]
     sizes = [b["batch_size"] for b in variants[0].get("batches", [])]
     header = ["variant"] + [f"{n} tokens p50 ms" for n in lengths]
     header += [f"batch {n} p50 ms" for n in sizes] + [f"batch {n} texts/s" for n in sizes]
-    lines = ["", "Latency by shape (synthetic texts of the profile's token lengths; batches of real texts):", ""]
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    table = []
     for v in variants:
         cells = [v["name"]] + [_fmt(s["latency_ms"]["median"]) for s in v.get("by_sequence_length", [])]
         cells += [_fmt(b["latency_ms"]["median"]) for b in v.get("batches", [])]
         cells += [_fmt(b["throughput_per_s"], 0) for b in v.get("batches", [])]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        table.append(cells)
+    return header, table
+
+
+def cold_start_table(variants: list[dict[str, Any]]) -> Table:
+    header = ["variant", "interpreter s", "import s", "load s", "first inference ms", "total s",
+              "peak RSS MB", "over bare MB"]  # fmt: skip
+    table = []
+    for v in variants:
+        cold = v["cold_start"]
+        table.append([v["name"], _fmt(cold.get("startup_s"), 3), _fmt(cold["import_s"], 3), _fmt(cold["load_s"], 3),
+                      _fmt(cold["first_inference_ms"], 1), _fmt(cold.get("total_s"), 3), _fmt(v["peak_rss_mb"], 0),
+                      _fmt(v.get("peak_rss_increment_mb"), 0)])  # fmt: skip
+    return header, table
+
+
+SHAPES_TITLE = "Latency by shape (synthetic texts of the profile's token lengths; batches of real texts)"
+COLD_START_TITLE = "Cold start in a fresh process (median over rounds) and peak memory"
+
+
+def _markdown_table(title: str, table: Table | None) -> list[str]:
+    if table is None:
+        return []
+    header, body = table
+    lines = ["", f"{title}:", "", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in body]
+
+
+def _shape_lines(variants: list[dict[str, Any]]) -> list[str]:
+    return _markdown_table(SHAPES_TITLE, shape_table(variants))
 
 
 def _cold_start_lines(variants: list[dict[str, Any]]) -> list[str]:
-    header = [
-        "variant",
-        "interpreter s",
-        "import s",
-        "load s",
-        "first inference ms",
-        "total s",
-        "peak RSS MB",
-        "over bare MB",
-    ]
-    lines = ["", "Cold start in a fresh process (median over rounds) and peak memory:", ""]
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for v in variants:
-        cold = v["cold_start"]
-        cells = [v["name"], _fmt(cold.get("startup_s"), 3), _fmt(cold["import_s"], 3), _fmt(cold["load_s"], 3),
-                 _fmt(cold["first_inference_ms"], 1), _fmt(cold.get("total_s"), 3), _fmt(v["peak_rss_mb"], 0),
-                 _fmt(v.get("peak_rss_increment_mb"), 0)]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    return _markdown_table(COLD_START_TITLE, cold_start_table(variants))

@@ -5,6 +5,7 @@ only inside that variant's worker process)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,10 @@ def benchmark_artifacts(
     if pytorch is not None:  # truncate as the artifacts do, so the comparison is like for like
         max_length = read_manifest(folders[0]).tokenizer["max_length"] if folders else None
         variants.insert(0, Variant("pytorch-fp32", "pytorch", pytorch, max_length=max_length))
-    if len({v.name for v in variants}) != len(variants):  # e.g. two folders both called onnx-fp32
-        variants = [Variant(f"{i}:{v.name}", v.kind, v.path, v.env, v.max_length) for i, v in enumerate(variants)]
+    if len({v.name for v in variants}) != len(variants):  # e.g. two bundles' onnx-fp32: name the bundle too
+        variants = [replace(v, name=f"{v.path.parent.name}/{v.name}") if v.kind == "artifact" else v for v in variants]
+    if len({v.name for v in variants}) != len(variants):
+        variants = [replace(v, name=f"{i}:{v.name}") for i, v in enumerate(variants)]
     settings = BenchSettings(
         threads=run.threads,
         runs=runs,

@@ -52,6 +52,7 @@ class EdgeModel:
         threads: int | None = None,
         engine: str | None = None,
         verify: bool = True,
+        manifest_sha256: str | None = None,
     ) -> EdgeModel:
         """Load an artifact directory written by ``edgekit convert``.
 
@@ -61,9 +62,11 @@ class EdgeModel:
         ``threads`` sets the engine's intra-op threads (default: the target's).
         ``engine``: ``onnxruntime`` or ``openvino`` (default: the artifact's; OpenVINO also runs ONNX files).
         ``verify`` checks every file against the sha256 in the manifest and refuses a mismatch.
+        ``manifest_sha256`` pins the exact artifact: the manifest's own hash, which covers every
+        file through their hashes in it (labels and tokenizer settings included).
         """
         root = resolve_artifact_dir(artifact_dir)  # a bundle folder loads its recommended variant
-        manifest = load_manifest(root, verify=verify)
+        manifest = load_manifest(root, verify=verify, manifest_sha256=manifest_sha256)
         model_path = root / manifest.model_file
         settings = resolve_settings(manifest, model_path, target, threads, engine)
         runner = create_engine(settings, model_path)
