@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgekit.errors import EdgekitError, RecipeError
 
@@ -42,7 +43,8 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except EdgekitError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # escape: messages hold literal brackets (pip install 'edgekit[serve]'), not rich markup
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -190,6 +192,7 @@ def convert(
             f"{verb} {result.artifact_dir} ({manifest.engine}, {manifest.precision}, "
             f"{len(manifest.labels)} labels); parity max |Δlogit| {manifest.parity['max_abs_diff']:.2e}."
         )
+        _print_pin(result.artifact_dir)
         return
     from edgekit.bundle import rich_table
 
@@ -205,6 +208,15 @@ def convert(
         f"{verb} {result.out}. [bold]Recommended: {summary['recommended']}[/] — {summary['recommended_because']}.\n"
         f"Load it with EdgeModel.load('{result.out}') or use {result.artifact_dir}. Details: {result.out}/summary.md"
     )
+    _print_pin(result.artifact_dir)
+
+
+def _print_pin(artifact_dir: Path) -> None:
+    """The manifest's sha256: an app that pins it loads exactly this artifact and nothing else."""
+    from edgekit.artifact import MANIFEST_NAME, sha256_file
+
+    digest = sha256_file(artifact_dir / MANIFEST_NAME)
+    console.print(f"Pin it in an app: EdgeModel.load(..., manifest_sha256='{digest}')")
 
 
 def _given(**values) -> dict:
@@ -300,6 +312,23 @@ def bench(
     budgets: Annotated[
         bool, typer.Option(help="Exit with code 4 when a result breaks one of the target's budgets.")
     ] = True,
+    shapes: Annotated[
+        bool, typer.Option(help="Also time the target's sequence lengths (batch 1) and batch sizes above 1.")
+    ] = True,
+    remote: Annotated[
+        str | None,
+        typer.Option(help="Run on this device over SSH (user@host, an ~/.ssh/config alias, or ssh://user@host:port)."),
+    ] = None,
+    remote_edgekit: Annotated[
+        str, typer.Option(help="How to start edgekit on the remote device, e.g. ~/venv/bin/edgekit.")
+    ] = "edgekit",
+    ssh_option: Annotated[
+        list[str] | None, typer.Option(help="Extra ssh -o option for --remote (repeatable), e.g. Port=2222.")
+    ] = None,
+    keep_remote: Annotated[bool, typer.Option(help="Keep the work folder on the remote device.")] = False,
+    on_device: Annotated[
+        bool, typer.Option(help="This machine is the target: measure without emulation (set by --remote).")
+    ] = False,
 ) -> None:
     """Time artifacts at batch 1 on real inputs (tokenization included) and measure accuracy.
 
@@ -318,6 +347,9 @@ def bench(
 
     `edgekit bench artifacts/my-bert --data dev.tsv --target raspberry-pi-5`
 
+    `edgekit bench artifacts/my-bert --data dev.tsv --target raspberry-pi-5 --remote pi@raspberrypi.local
+    --remote-edgekit "~/edgekit-venv/bin/edgekit"`
+
     `edgekit bench compare yesterday.json today.json`
     """
     from edgekit.bench.report import markdown, rich_table
@@ -328,10 +360,22 @@ def bench(
         _compare(artifacts[1:])
         return
 
-    with err_console.status("benchmarking…") as status:
-        document = benchmark_artifacts(
-            artifacts, data, pytorch, target, threads, runs, warmup, rounds, on_progress=status.update
+    if remote and pytorch is not None:
+        raise RecipeError(
+            "--pytorch cannot be used with --remote: the device runs edgekit[runtime], without torch. "
+            "Time the PyTorch reference with a separate local `edgekit bench --pytorch` run."
         )
+    with err_console.status("benchmarking…") as status:
+        if remote:
+            from edgekit.bench.remote import RemoteBenchOptions, RemoteHost, benchmark_remote
+
+            host = RemoteHost(remote, remote_edgekit, tuple(ssh_option or []), keep_remote)
+            options = RemoteBenchOptions(target, threads, runs, warmup, rounds, shapes)
+            document = benchmark_remote(host, artifacts, data, options, on_progress=status.update)
+        else:
+            document = benchmark_artifacts(
+                artifacts, data, pytorch, target, threads, runs, warmup, rounds, shapes, on_device, status.update
+            )
     write_results(document, out)
     console.print(rich_table(document))
     console.print(f"Results: {out}")
@@ -418,6 +462,43 @@ def targets_show(
         console.print_json(json.dumps(profile))
     else:
         console.print(yaml.safe_dump(profile, sort_keys=False, allow_unicode=True), highlight=False)
+
+
+@app.command()
+@user_errors
+def serve(
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder, or a multi-variant folder (its recommended one).")],
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one, logged at start).")] = 8000,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Threads per inference (default: the artifact's target's).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Inferences that run at once.")] = 1,
+    queue_size: Annotated[int, typer.Option(min=0, help="Requests that may wait for a worker; beyond: 503.")] = 16,
+    max_texts: Annotated[int, typer.Option(min=1, help="Texts per request.")] = 64,
+    max_text_chars: Annotated[int, typer.Option(min=1, help="Characters per text.")] = 10_000,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Request body size.")] = 1_048_576,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
+) -> None:
+    """Serve an artifact over HTTP: `POST /v1/predict`, `GET /v1/health`, `GET /v1/model` (JSON).
+
+    Inference runs on `--workers` threads; when they are busy and `--queue-size` requests already
+    wait, the next one gets 503 with Retry-After. Oversized or malformed requests get a 4xx with a
+    message. SIGTERM or Ctrl+C finishes the requests in flight and exits 0. Needs the `serve`
+    extra: `pip install 'edgekit[serve]'`. API: docs/runtime.md.
+
+    **Examples:**
+
+    `edgekit serve artifacts/my-bert`
+
+    `edgekit serve artifacts/my-bert --host 0.0.0.0 --port 8080 --threads 2 --workers 2 --queue-size 32`
+
+    `curl -s localhost:8000/v1/predict -d '{"texts": ["turn off the lights", "play some jazz"]}'`
+    """
+    from edgekit.serve import ServeLimits, serve_artifact
+
+    limits = ServeLimits(workers, queue_size, max_texts, max_text_chars, max_body_bytes)
+    serve_artifact(artifact, host, port, threads, limits, access_log)
 
 
 def main() -> None:

@@ -1,0 +1,47 @@
+"""``edgekit serve``: an artifact behind a small, bounded HTTP JSON API (FastAPI + uvicorn).
+
+FastAPI and uvicorn come with the ``serve`` extra. This module and ``limits``, ``admission``
+and ``requests`` import only the standard library, so ``edgekit --help`` and the base install
+never load them; ``serve_artifact`` checks they are installed before loading anything.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from edgekit.serve.limits import ServeError, ServeLimits
+
+__all__ = ["ServeError", "ServeLimits", "require_serve_extra", "serve_artifact"]
+
+_EXTRA_MODULES = ("fastapi", "uvicorn")
+
+
+def require_serve_extra() -> None:
+    """Fail with the install command when the ``serve`` extra is missing."""
+    missing = []
+    for name in _EXTRA_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ServeError(
+            f"edgekit serve needs {' and '.join(missing)}, which the base install leaves out: "
+            "pip install 'edgekit[serve]'"
+        )
+
+
+def serve_artifact(
+    artifact: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    threads: int | None = None,
+    limits: ServeLimits | None = None,
+    access_log: bool = False,
+) -> None:
+    """Load ``artifact`` (or a bundle's recommended variant) and serve it until SIGTERM/SIGINT."""
+    require_serve_extra()  # before loading the model: a missing extra should fail in milliseconds
+    from edgekit.serve.server import run_server
+
+    run_server(Path(artifact), host, port, threads, limits or ServeLimits(), access_log)

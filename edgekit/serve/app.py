@@ -1,0 +1,156 @@
+"""The FastAPI app: ``POST /v1/predict``, ``GET /v1/health`` and ``GET /v1/model`` over one loaded model.
+
+Requests are parsed and checked on the event loop (cheap); inference runs on the bounded pool's
+threads, so a slow batch never stalls health checks, and overload is answered with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from edgekit.artifact import is_bundle, read_summary
+from edgekit.errors import InputError
+from edgekit.runtime import EdgeModel, Prediction
+from edgekit.serve.admission import BoundedPool, QueueFull
+from edgekit.serve.limits import ServeLimits
+from edgekit.serve.payload import PayloadError, parse_predict_body
+
+RETRY_AFTER_S = 1
+ROUTES = "POST /v1/predict, GET /v1/health and GET /v1/model"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was asked for and what was loaded, for ``/v1/model`` and the startup line."""
+
+    artifact: Path  # the artifact folder loaded
+    bundle: Path | None  # the multi-variant folder it came from, if one was given
+    variant: str | None  # the bundle's recommended variant
+    threads: int | None
+
+    @classmethod
+    def describe(cls, requested: Path, model: EdgeModel, threads: int | None) -> ModelInfo:
+        if is_bundle(requested):
+            return cls(model.root.resolve(), requested.resolve(), read_summary(requested)["recommended"], threads)
+        return cls(model.root.resolve(), None, None, threads)
+
+    def summary(self, model: EdgeModel) -> str:
+        what = f"variant {self.variant} of {self.bundle}" if self.bundle else str(self.artifact)
+        manifest = model.manifest
+        return f"{what} ({manifest.engine}, {manifest.precision}, {len(manifest.labels)} labels)"
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo) -> FastAPI:
+    pool = BoundedPool(limits.workers, limits.queue_size)
+    started = time.monotonic()
+    labels = model.labels
+    model_document = {
+        "artifact": str(info.artifact), "bundle": info.bundle and str(info.bundle), "variant": info.variant,
+        "engine": model.manifest.engine, "precision": model.manifest.precision, "labels": labels,
+        "threads": info.threads, "limits": limits.to_dict(), "manifest": asdict(model.manifest),
+    }  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.shutdown()  # uvicorn gets here once in-flight requests are answered
+
+    # No /docs, /redoc or /openapi.json: the pages load scripts from a CDN an edge box may not
+    # reach, and docs/runtime.md describes the API.
+    app = FastAPI(title="edgekit serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.pool = pool
+
+    @app.post("/v1/predict")
+    async def predict(request: Request) -> JSONResponse:
+        submitted = time.perf_counter()
+        try:
+            parsed = parse_predict_body(await read_capped_body(request, limits.max_body_bytes), limits)
+            future = pool.submit(_timed_predict, model, parsed.texts, submitted)
+        except PayloadError as exc:
+            return error_response(exc.status, exc.message)
+        except QueueFull as exc:
+            message = f"The server is busy: {exc} Retry after {RETRY_AFTER_S} s."
+            return error_response(503, message, {"Retry-After": str(RETRY_AFTER_S)})
+        try:
+            predictions, queue_s, inference_s = await asyncio.wrap_future(future)
+        except InputError as exc:  # the payload checks should have caught it; still the client's input
+            return error_response(422, str(exc))
+        rows = [prediction_json(p, labels) for p in predictions]
+        key, value = ("prediction", rows[0]) if parsed.single else ("predictions", rows)  # mirrors predict(_batch)
+        timing = {"queue_ms": round(queue_s * 1e3, 3), "inference_ms": round(inference_s * 1e3, 3)}
+        return JSONResponse({key: value, **timing})
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        stats = pool.stats()
+        queue = {"running": stats.running, "waiting": stats.waiting, "depth": stats.running + stats.waiting,
+                 "capacity": stats.capacity, "workers": limits.workers}  # fmt: skip
+        return {"status": "ok", "model_loaded": True, "queue": queue, "completed": stats.completed,
+                "rejected": stats.rejected, "uptime_s": round(time.monotonic() - started, 1)}  # fmt: skip
+
+    @app.get("/v1/model")
+    async def model_info() -> dict[str, Any]:
+        return model_document
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Routing errors (404, 405) in the same JSON shape as ours, saying what exists.
+        if exc.status_code == 404:
+            message = f"No such endpoint: {request.method} {request.url.path}. This server has {ROUTES}."
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{request.url.path} does not take {request.method}; it takes {allowed}."
+        else:
+            message = str(exc.detail)
+        return error_response(exc.status_code, message, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: Starlette re-raises after this answer, and uvicorn logs the traceback.
+        return error_response(500, "Internal error while answering this request; the server log has the details.")
+
+    return app
+
+
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it passes ``limit`` bytes.
+
+    Content-Length is only a hint: a chunked upload has none, so the bytes are counted as they arrive.
+    """
+    too_large = PayloadError(413, f"The request body is over this server's limit of {limit:,} bytes "
+                                  "(--max-body-bytes); send fewer or shorter texts per request.")  # fmt: skip
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def prediction_json(prediction: Prediction, labels: Sequence[str]) -> dict[str, Any]:
+    return {"label": prediction.label, "label_id": prediction.label_id, "confidence": prediction.confidence,
+            "scores": dict(zip(labels, prediction.scores, strict=True))}  # fmt: skip
+
+
+def _timed_predict(model: EdgeModel, texts: list[str], submitted: float) -> tuple[list[Prediction], float, float]:
+    """Runs on a pool thread: the predictions, the time spent waiting for the thread, and inference time."""
+    start = time.perf_counter()
+    predictions = model.predict_batch(texts)
+    return predictions, start - submitted, time.perf_counter() - start
