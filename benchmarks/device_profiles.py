@@ -39,14 +39,16 @@ EDGEKIT = [sys.executable, "-m", "edgekit"]
 
 def quickstart_bundles() -> list[Path]:
     out = CACHE / "quickstart"
-    if not (out / "artifact" / "summary.json").is_file():
+    if not (out / "artifacts" / "summary.json").is_file():
         subprocess.run([*EDGEKIT, "quickstart", "--out", str(out), "--rounds", "1", "--runs", "50"], check=True)
-    return [out / "artifact", out / "student"]
+    return [out / "artifacts", out / "student"]
 
 
-def bench(name: str, artifacts: list[Path], data: Path, target: str, args: argparse.Namespace) -> Path:
-    """One `edgekit bench` run; exit code 4 (a budget broken) is a finding, not a failure."""
-    out = WORK / f"{name}-{target}.json"
+def bench(name: str, artifacts: list[Path], data: Path, run: str, args: argparse.Namespace) -> Path:
+    """One `edgekit bench` run (``run``: a profile, or ``host-repeat``); exit code 4 (a budget
+    broken) is a finding, not a failure."""
+    out = WORK / f"{name}-{run}.json"
+    target = run.removesuffix("-repeat")
     command = [*EDGEKIT, "bench", *map(str, artifacts), "--data", str(data), "--target", target,
                "--rounds", str(args.rounds), "--runs", str(args.runs), "--warmup", "30", "--out", str(out),
                "--report", str(out.with_suffix(".md")), "--html", str(out.with_suffix(".html"))]  # fmt: skip
@@ -86,11 +88,11 @@ def summary_table(path: Path) -> list[str]:
     return lines + [""]
 
 
-def compare_lines(old: Path, new: Path) -> list[str]:
+def compare_lines(name: str, old: Path, new: Path) -> list[str]:
     proc = subprocess.run([*EDGEKIT, "bench", "compare", str(old), str(new)], capture_output=True, text=True)
     verdict = "no regression flagged" if proc.returncode == 0 else f"exit code {proc.returncode}"
-    return ["### Repeated run on host (`edgekit bench compare`)", "", f"Verdict: {verdict}.", "", "```",
-            proc.stdout.rstrip(), "```", ""]  # fmt: skip
+    return [f"### {name}: the host run repeated (`edgekit bench compare {old.name} {new.name}`)", "",
+            f"Verdict: {verdict}.", "", "```", proc.stdout.rstrip(), "```", ""]  # fmt: skip
 
 
 def main() -> None:
@@ -98,21 +100,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "device-profiles.md")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the summary from the last run's JSON")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
 
-    dev = require(SST2 / "dev.tsv", "SST-2 dev")
-    sets = {
-        "quickstart": (quickstart_bundles(), demo_data_path(DEMO_TEST)),
-        "sst2": ([sst2_bundle(require(SST2_TEACHER, "SST-2 teacher"), dev, EDGEKIT_VARIANTS)], dev),
-    }
+    names = ["quickstart", "sst2"]
+    if not args.render_only:
+        dev = require(SST2 / "dev.tsv", "SST-2 dev")
+        sets = {
+            "quickstart": (quickstart_bundles(), demo_data_path(DEMO_TEST)),
+            "sst2": ([sst2_bundle(require(SST2_TEACHER, "SST-2 teacher"), dev, EDGEKIT_VARIANTS)], dev),
+        }
+        for target in [*PROFILES, "host-repeat"]:
+            for name, (artifacts, data) in sets.items():
+                bench(name, artifacts, data, target, args)
     sections: list[str] = []
     for target in PROFILES:
-        for name, (artifacts, data) in sets.items():
-            sections += summary_table(bench(name, artifacts, data, target, args))
-    repeat = {name: bench(f"{name}-repeat", artifacts, data, "host", args) for name, (artifacts, data) in sets.items()}
-    for name, path in repeat.items():
-        sections += compare_lines(WORK / f"{name}-host.json", path)
+        sections += [line for name in names for line in summary_table(WORK / f"{name}-{target}.json")]
+    for name in names:
+        sections += compare_lines(name, WORK / f"{name}-host.json", WORK / f"{name}-host-repeat.json")
 
     host = read_results(WORK / "sst2-host.json")["environment"]["host"]
     intro = [

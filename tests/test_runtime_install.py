@@ -36,6 +36,12 @@ def test_runtime_only_venv_loads_an_artifact_made_here(tmp_path, tiny_artifact):
     cli = subprocess.run([str(venv / "bin" / "edgekit"), "targets", "show", "host", "--json"], capture_output=True,
                          text=True)  # fmt: skip
     assert cli.returncode == 0 and json.loads(cli.stdout)["name"] == "host"
+    # What a device runs for `edgekit bench --remote`: the harness itself, with no torch there.
+    results = tmp_path / "device.json"
+    bench = subprocess.run([str(venv / "bin" / "edgekit"), "bench", str(tiny_artifact), "--on-device", "--runs", "10",
+                            "--warmup", "1", "--out", str(results)], capture_output=True, text=True)  # fmt: skip
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    assert json.loads(results.read_text())["target"]["mode"] == "measured-on-device"
     size = _size_mb(venv)
     print(f"runtime-only venv: {size:.0f} MB")
     assert size < 400, f"the runtime install grew to {size:.0f} MB"
