@@ -48,6 +48,7 @@ class EdgeModel:
     def load(
         cls,
         artifact_dir: str | Path,
+        *,  # keyword-only: a positional `threads` from older code must not become a target name
         target: str | None = None,
         threads: int | None = None,
         engine: str | None = None,
