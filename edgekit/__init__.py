@@ -4,4 +4,6 @@ This package root stays import-light (no torch, no transformers) because the sli
 runtime, ``edgekit.runtime``, is installed on devices without them.
 """
 
-__version__ = "0.1.0"
+# 0.2.0: manifests gained `runtime` (0.1.0 runtimes refuse such artifacts; 0.2.0 and later
+# ignore manifest fields they do not know).
+__version__ = "0.2.0"

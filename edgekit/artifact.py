@@ -36,6 +36,10 @@ class TensorSpec:
     dtype: str  # numpy dtype name: int64, float32 ...
     shape: list[str | int]  # symbolic names are dynamic axes, e.g. ["batch", "sequence"]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
+        return cls(data["name"], data["dtype"], data["shape"])  # other keys: ignored, as in Manifest
+
 
 @dataclass
 class Manifest:
@@ -80,8 +84,8 @@ class Manifest:
             # older runtime still loads a newer artifact (a breaking change bumps the version).
             known = {f.name for f in dataclasses.fields(cls)}
             fields = {key: value for key, value in data.items() if key in known}
-            fields["inputs"] = [TensorSpec(**spec) for spec in data["inputs"]]
-            fields["outputs"] = [TensorSpec(**spec) for spec in data["outputs"]]
+            fields["inputs"] = [TensorSpec.from_dict(spec) for spec in data["inputs"]]
+            fields["outputs"] = [TensorSpec.from_dict(spec) for spec in data["outputs"]]
             return cls(**fields)
         except (KeyError, TypeError) as exc:
             raise ArtifactError(f"manifest.json is malformed: {exc}") from exc
@@ -107,7 +111,12 @@ def hash_directory(root: Path) -> dict[str, str]:
     return hashes
 
 
-def read_manifest(artifact_dir: Path | str) -> Manifest:
+def read_manifest(artifact_dir: Path | str, pinned_sha256: str | None = None) -> Manifest:
+    """Parse ``manifest.json``; with ``pinned_sha256``, refuse any other manifest.
+
+    The pin is checked on the very bytes that are parsed, so the file cannot change between
+    the check and its use.
+    """
     root = Path(artifact_dir)
     path = root / MANIFEST_NAME
     if not root.is_dir():
@@ -116,9 +125,15 @@ def read_manifest(artifact_dir: Path | str) -> Manifest:
         raise ArtifactError(
             f"{root} has no {MANIFEST_NAME}, so it is not an edgekit artifact. Create one with `edgekit convert`."
         )
+    raw = path.read_bytes()
+    if pinned_sha256 is not None and hashlib.sha256(raw).hexdigest() != pinned_sha256.lower():
+        raise ArtifactError(
+            f"{path} has sha256 {hashlib.sha256(raw).hexdigest()}, not the pinned {pinned_sha256}: this is not the "
+            "artifact the app was built for. Ship the pinned artifact, or update the pin."
+        )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc}); the artifact is damaged, re-export it.") from exc
     return Manifest.from_dict(data)
 
@@ -195,18 +210,12 @@ def load_manifest(artifact_dir: Path | str, verify: bool = True, manifest_sha256
     ``verify`` checks every file against its sha256 in the manifest. That catches damage and
     swapped model files, but the manifest itself (labels, tokenizer settings) is covered by
     no hash inside the folder: an app that must trust exactly one artifact pins
-    ``manifest_sha256`` (printed by ``edgekit convert``), which covers every file through it.
+    ``manifest_sha256`` (printed by ``edgekit convert``), which covers every file through
+    the hashes in it. A pin therefore always verifies the files.
     """
-    if manifest_sha256 is not None:
-        found = (
-            sha256_file(Path(artifact_dir) / MANIFEST_NAME) if (Path(artifact_dir) / MANIFEST_NAME).is_file() else None
-        )
-        if found != manifest_sha256.lower():
-            raise ArtifactError(
-                f"{Path(artifact_dir) / MANIFEST_NAME} has sha256 {found}, not the pinned {manifest_sha256}: "
-                "this is not the artifact the app was built for. Ship the pinned artifact, or update the pin."
-            )
-    manifest = read_manifest(artifact_dir)
+    if manifest_sha256 is not None and not verify:
+        raise ArtifactError("manifest_sha256 pins every file through their hashes: it cannot go with verify=False.")
+    manifest = read_manifest(artifact_dir, manifest_sha256)
     if verify:
         verify_files(artifact_dir, manifest)
     return manifest

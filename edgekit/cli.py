@@ -27,6 +27,25 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 targets_app = typer.Typer(help="Inspect device target profiles (targets/*.yaml).", no_args_is_help=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from edgekit import __version__
+
+        print(f"edgekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Take a fine-tuned model to an edge device and prove how fast and accurate it is there."""
+
+
 app.add_typer(targets_app, name="targets")
 
 # Wide enough for the result tables when the output is a pipe or a CI log (rich's default is 80).
@@ -478,14 +497,18 @@ def serve(
     max_texts: Annotated[int, typer.Option(min=1, help="Texts per request.")] = 64,
     max_text_chars: Annotated[int, typer.Option(min=1, help="Characters per text.")] = 10_000,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Request body size.")] = 1_048_576,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections; beyond: 503. At least workers + queue-size + 4.")
+    ] = 64,
     access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
 ) -> None:
     """Serve an artifact over HTTP: `POST /v1/predict`, `GET /v1/health`, `GET /v1/model` (JSON).
 
     Inference runs on `--workers` threads; when they are busy and `--queue-size` requests already
-    wait, the next one gets 503 with Retry-After. Oversized or malformed requests get a 4xx with a
-    message. SIGTERM or Ctrl+C finishes the requests in flight and exits 0. Needs the `serve`
-    extra: `pip install 'edgekit[serve]'`. API: docs/runtime.md.
+    wait, the next one gets 503 with Retry-After (any request gets a plain 503 while
+    `--max-connections` connections are open). Oversized or malformed requests get a 4xx with a message. SIGTERM or
+    Ctrl+C finishes the requests in flight and exits 0. Needs the `serve` extra:
+    `pip install 'edgekit[serve]'`. API: docs/runtime.md.
 
     **Examples:**
 
@@ -497,7 +520,7 @@ def serve(
     """
     from edgekit.serve import ServeLimits, serve_artifact
 
-    limits = ServeLimits(workers, queue_size, max_texts, max_text_chars, max_body_bytes)
+    limits = ServeLimits(workers, queue_size, max_texts, max_text_chars, max_body_bytes, max_connections)
     serve_artifact(artifact, host, port, threads, limits, access_log)
 
 

@@ -57,6 +57,7 @@ class TargetRun:
 
     threads: int
     plan: EmulationPlan | None  # None: the target is this host
+    device_caveats: tuple[str, ...] = ()  # on-device: where this machine differs from the profile
 
     def env_for(self, engine: str) -> tuple[tuple[str, str], ...]:
         return tuple(self.plan.engine_env.get(engine, {}).items()) if self.plan else ()
@@ -81,6 +82,8 @@ class TargetRun:
         info: dict = {"name": name, "mode": self.mode}
         if self.plan is not None:
             info.update(emulated=self.plan.applied, caveats=self.plan.caveats)
+        elif self.device_caveats:
+            info["caveats"] = list(self.device_caveats)
         return info
 
 
@@ -93,6 +96,7 @@ def target_run(target: TargetProfile, threads: int | None = None, on_device: boo
     """
     from edgekit.hostinfo import detect_host
 
+    caveats: tuple[str, ...] = ()
     if on_device and not target.is_host:
         host = detect_host()
         if host.arch != target.arch:
@@ -100,8 +104,28 @@ def target_run(target: TargetProfile, threads: int | None = None, on_device: boo
                 f"--on-device says this machine is '{target.name}' ({target.arch}), but it is {host.arch} "
                 f"({host.cpu_model}). Run on the device itself, or drop --on-device to emulate the profile."
             )
+        caveats = tuple(_device_differences(target, host))
     plan = None if target.is_host or on_device else plan_emulation(target, detect_host())
-    return TargetRun(threads or (plan.threads if plan else target.threads), plan)
+    wanted = threads or (plan.threads if plan else target.threads)
+    if plan is None and not target.is_host:  # on the device: never more threads than it has cores
+        wanted = min(wanted, detect_host().usable_cores)
+    return TargetRun(wanted, plan, caveats)
+
+
+def _device_differences(target: TargetProfile, host: HostInfo) -> list[str]:
+    """Same architecture, but is it the profile's device? Say what does not match."""
+    differences = []
+    if host.usable_cores != target.cores:
+        differences.append(f"the profile has {target.cores} cores; this machine lets us use {host.usable_cores}")
+    missing = sorted(set(target.isa_features) - set(host.isa_features))
+    if missing:
+        differences.append(f"this machine lacks the profile's ISA features {missing}")
+    from edgekit.targets import KNOWN_ISA_FEATURES
+
+    extra = sorted((set(host.isa_features) & KNOWN_ISA_FEATURES) - set(target.isa_features))
+    if extra:
+        differences.append(f"this machine has ISA features the profile lacks {extra} (INT8 may gain more here)")
+    return [f"measured on {host.cpu_model}, taken as {target.name}: {d}" for d in differences]
 
 
 def plan_emulation(target: TargetProfile, host: HostInfo, allowed_cpus: set[int] | None = None) -> EmulationPlan:

@@ -174,8 +174,12 @@ class Recipe(_Strict):
         """sha256 of the validated recipe and of the files it depends on, by content (data,
         the target profile, the source's config and tokenizer files), so a file edited in
         place gives a new hash and an artifact can name exactly what made it. The weights
-        are fingerprinted separately (``sources.weights_fingerprint``)."""
+        are fingerprinted separately (``sources.weights_fingerprint``). The edgekit version is
+        part of it: another version may write different artifacts (0.2.0 added ``runtime``)."""
+        from edgekit import __version__
+
         fields = self.model_dump(mode="json")
+        fields["_edgekit_version"] = __version__
         fields["_inputs_sha256"] = {str(path): sha256_file(path) for path in self._input_files() if path.is_file()}
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

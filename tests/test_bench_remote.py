@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -107,9 +108,9 @@ def test_remote_bench_from_the_cli(loopback_sshd, tiny_artifact, tiny_data, tmp_
     assert "measured-on-device" in report.read_text()
 
 
-def test_a_failing_remote_command_is_a_clear_error_and_writes_nothing(loopback_sshd, tiny_artifact, tmp_path):
+def test_a_missing_remote_edgekit_is_a_clear_error_and_writes_nothing(loopback_sshd, tiny_artifact, tmp_path):
     broken = RemoteHost(loopback_sshd.destination, "no-such-edgekit", loopback_sshd.ssh_options)
-    with pytest.raises(RemoteError, match="edgekit bench on .* failed"):
+    with pytest.raises(RemoteError, match="could not be started .* --remote-edgekit"):
         benchmark_remote(broken, [tiny_artifact], None, RemoteBenchOptions(runs=10, shapes=False))
     out = tmp_path / "never.json"
     ssh_options = [arg for option in loopback_sshd.ssh_options for arg in ("--ssh-option", option)]
@@ -118,6 +119,32 @@ def test_a_failing_remote_command_is_a_clear_error_and_writes_nothing(loopback_s
                            "--out", str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode != 0 and "no-such-edgekit" in proc.stderr
     assert not out.exists()
+
+
+def test_a_home_relative_edgekit_and_symlinked_artifacts_work(loopback_sshd, tiny_artifact, tmp_path):
+    """`~/…` expands on the device, and a symlinked artifact travels as its files, not a link."""
+    home = Path(loopback_sshd.run('printf %s "$HOME"', "Finding the home folder"))
+    launcher = Path(tempfile.mkdtemp(prefix=".edgekit-test-", dir=home))
+    try:
+        script = launcher / "edgekit"
+        script.write_text(f'#!/bin/sh\nexec {sys.executable} -m edgekit "$@"\n')
+        script.chmod(0o755)
+        link = tmp_path / "linked-artifact"
+        link.symlink_to(tiny_artifact, target_is_directory=True)
+        host = RemoteHost(loopback_sshd.destination, f"~/{launcher.name}/edgekit", loopback_sshd.ssh_options, keep=True)
+        document = benchmark_remote(host, [link], None, RemoteBenchOptions(runs=10, warmup=1, shapes=False))
+        assert document["variants"][0]["name"] == "linked-artifact"
+        folder = Path(document["remote"]["folder"])  # kept: on loopback it is readable here
+        (sent,) = folder.glob("artifacts/*/*/linked-artifact")
+        assert not sent.is_symlink() and (sent / "model.onnx").is_file(), "a link would dangle on a real device"
+        shutil.rmtree(folder)
+    finally:
+        shutil.rmtree(launcher)
+
+
+def test_a_destination_that_looks_like_an_option_is_refused():
+    with pytest.raises(RemoteError, match="not a destination"):
+        RemoteHost("-oProxyCommand=touch /tmp/owned")
 
 
 def test_an_unreachable_device_says_how_to_fix_it(tiny_artifact):

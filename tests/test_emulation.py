@@ -37,3 +37,19 @@ def test_every_profile_feature_can_be_detected_on_a_host():
     from edgekit.targets import KNOWN_ISA_FEATURES
 
     assert detectable_features() >= KNOWN_ISA_FEATURES
+
+
+def test_on_device_refuses_another_architecture_and_names_differences(monkeypatch):
+    import pytest
+
+    from edgekit import emulation
+    from edgekit.errors import TargetError
+
+    monkeypatch.setattr("edgekit.hostinfo.detect_host", lambda: VNNI_HOST)
+    with pytest.raises(TargetError, match="aarch64"):
+        emulation.target_run(load_target("raspberry-pi-5"), on_device=True)
+    run = emulation.target_run(load_target("x86-avx2-box"), on_device=True)
+    assert run.plan is None and run.mode == "measured-on-device"
+    assert run.threads == 2, "never more threads than the machine has cores"
+    caveats = run.target_info("x86-avx2-box")["caveats"]
+    assert any("4 cores" in c for c in caveats) and any("avx512_vnni" in c for c in caveats)

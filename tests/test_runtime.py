@@ -79,7 +79,7 @@ def test_tampered_model_is_refused(tmp_path, tiny_artifact):
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["engine"] = "tensorrt-llm"
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="'tensorrt-llm' engine"):
+    with pytest.raises(ArtifactError, match="Unknown engine 'tensorrt-llm'"):
         EdgeModel.load(copy, verify=False)
 
 

@@ -95,3 +95,24 @@ def test_unknown_manifest_fields_are_ignored_for_forward_compatibility(tiny_arti
     manifest["added_by_a_later_edgekit"] = {"anything": 1}
     (copy / "manifest.json").write_text(json.dumps(manifest))
     assert EdgeModel.load(copy).predict("the movie was good").label in manifest["labels"]
+
+
+def test_a_pin_cannot_be_combined_with_skipping_verification(tiny_artifact):
+    from edgekit.artifact import sha256_file
+
+    with pytest.raises(ArtifactError, match="verify=False"):
+        EdgeModel.load(tiny_artifact, verify=False, manifest_sha256=sha256_file(tiny_artifact / "manifest.json"))
+
+
+def test_unknown_tensor_spec_fields_are_ignored_too(tiny_artifact, tmp_path):
+    copy = shutil.copytree(tiny_artifact, tmp_path / "newer-inputs")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    for spec in manifest["inputs"]:
+        spec["layout"] = "NC"  # a later edgekit may describe inputs further
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert EdgeModel.load(copy).predict("the movie was good").label in manifest["labels"]
+
+
+def test_an_unknown_engine_names_the_supported_ones(tiny_artifact):
+    with pytest.raises(ArtifactError, match="Unknown engine 'tensorrt'.*Supported"):
+        EdgeModel.load(tiny_artifact, engine="tensorrt")

@@ -199,29 +199,113 @@ def test_overload_gets_503_with_retry_after_and_nothing_else_fails(tiny_artifact
     assert health["rejected"] == statuses.count(503) and health["completed"] == statuses.count(200)
 
 
+# About 0.2 s per request for the tiny model on one thread (tokenizing 64 long texts), so that
+# requests queued behind one another are still in the pool when the signal arrives.
+HEAVY = {"texts": [(" ".join(TEXTS) * 40)[:9000]] * 64}
+STOPPING = re.compile(r"stopping: no new connections; finishing (\d+) admitted request")
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_finishes_requests_in_flight_and_exits_0(tiny_artifact, tmp_path, stop):
-    with serving(tiny_artifact, tmp_path / "server.log", "--queue-size", "64") as served:
-        first_answer = threading.Event()
+    """Every request admitted before the signal is answered 200, though some were still queued."""
+    sent = 5
+    with serving(tiny_artifact, tmp_path / "server.log", "--workers", "1", "--queue-size", "8") as served:
 
-        def call(_: int) -> int | str:
+        def call() -> int | str:
             try:
-                status = httpx.post(f"{served.url}/v1/predict", json={"texts": TEXTS * 4}, timeout=30).status_code
-            except httpx.TransportError as exc:  # not yet accepted when the server stopped listening
-                return type(exc).__name__
-            first_answer.set()
-            return status
+                response = httpx.post(f"{served.url}/v1/predict", json=HEAVY, timeout=60)
+            except httpx.TransportError as exc:  # an admitted request dropped: the failure this test is for
+                return repr(exc)
+            assert response.status_code != 200 or len(response.json()["predictions"]) == len(HEAVY["texts"])
+            return response.status_code
 
-        with ThreadPoolExecutor(8) as threads:
-            results = threads.map(call, range(16))
-            assert first_answer.wait(30)
+        with ThreadPoolExecutor(sent) as threads, httpx.Client() as client:
+            futures = [threads.submit(call) for _ in range(sent)]
+            deadline = time.monotonic() + 30
+            while True:  # until the health shows all of them admitted and at least two still waiting
+                health = client.get(f"{served.url}/v1/health").json()
+                admitted = health["completed"] + health["queue"]["depth"]
+                if admitted == sent and health["queue"]["waiting"] >= 2:
+                    break
+                assert admitted < sent, f"they ran before the health showed them queued; make them heavier: {health}"
+                assert time.monotonic() < deadline, f"not all admitted after 30 s: {health}"
             served.process.send_signal(stop)
-            results = list(results)
+            results = [future.result() for future in futures]
         assert served.process.wait(timeout=15) == 0, served.log.read_text()
-    assert 200 in results and all(r == 200 or isinstance(r, str) for r in results), results
+    assert results == [200] * sent, results
     log = served.log.read_text()
-    assert "stopping: no new connections" in log and log.rstrip().endswith("stopped"), log
-    assert "Traceback" not in log, log
+    finishing = STOPPING.search(log)
+    assert finishing and int(finishing.group(1)) >= 1, log  # some were still in the pool when it began stopping
+    assert log.rstrip().endswith("stopped") and "Traceback" not in log, log
+
+
+def test_beyond_max_connections_requests_get_503_and_slow_uploads_take_no_queue_slot(tiny_artifact, tmp_path):
+    """Stalled uploads hold their connections; once --max-connections are open (the new one included), 503."""
+    import http.client
+
+    limit = 6  # the least for 1 worker and no queue is 1 + 0 + 4 = 5
+    options = ["--workers", "1", "--queue-size", "0", "--max-connections", str(limit)]
+    held: list[http.client.HTTPConnection] = []
+
+    def stall_an_upload() -> None:
+        connection = http.client.HTTPConnection(host, port, timeout=30)
+        connection.request("GET", "/v1/health")  # answered: the server has this connection open
+        assert connection.getresponse().read()
+        connection.putrequest("POST", "/v1/predict")  # then a body that never finishes arriving
+        connection.putheader("Content-Length", "1000")
+        connection.endheaders(b'{"texts": ["turn off')
+        held.append(connection)
+
+    with serving(tiny_artifact, tmp_path / "server.log", *options) as served:
+        host, port = served.url.removeprefix("http://").rsplit(":", 1)
+        assert f"bytes per body, {limit} connections" in served.log.read_text()
+        assert httpx.get(f"{served.url}/v1/model").json()["limits"]["max_connections"] == limit
+        try:
+            for _ in range(limit - 2):
+                stall_an_upload()
+            assert httpx.get(f"{served.url}/v1/health").status_code == 200  # the limit - 1th connection
+            stall_an_upload()
+            refused = httpx.post(f"{served.url}/v1/predict", json={"text": "hi"})
+            assert refused.status_code == 503 and refused.text == "Service Unavailable", refused.text
+            assert refused.headers["connection"] == "close"
+        finally:
+            for connection in held:
+                connection.close()
+        deadline = time.monotonic() + 30
+        while (health := httpx.get(f"{served.url}/v1/health")).status_code != 200:  # until it sees them closed
+            assert time.monotonic() < deadline, health.text
+        assert health.json()["queue"]["depth"] == 0 and health.json()["completed"] == 0  # never admitted
+        assert post(served, {"text": "hi"}).status_code == 200
+    log = served.log.read_text()
+    assert "Exceeded concurrency limit" in log
+    assert "Traceback" not in log, "clients that left mid-upload are not errors of the server"
+
+
+def test_queue_ms_does_not_count_a_slow_upload(tiny_artifact):
+    """The clock starts at admission, after the body has arrived: an idle worker means ~0 queue_ms."""
+    from edgekit.serve.app import ModelInfo, create_app
+
+    model = EdgeModel.load(tiny_artifact, threads=1)
+    app = create_app(model, ServeLimits(), ModelInfo.describe(tiny_artifact, model, 1))
+    stall_s = 0.4
+
+    async def slow_upload():
+        yield b'{"text": "turn off'
+        await asyncio.sleep(stall_s)  # a slow client, not synchronisation: the server waits for the rest
+        yield b' the lights"}'
+
+    async def scenario() -> tuple[httpx.Response, float]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edgekit") as client:
+            start = time.perf_counter()
+            response = await client.post("/v1/predict", content=slow_upload())
+            return response, time.perf_counter() - start
+
+    try:
+        response, elapsed = asyncio.run(scenario())
+    finally:
+        app.state.pool.shutdown()
+    assert response.status_code == 200 and elapsed >= stall_s, response.text
+    assert response.json()["queue_ms"] < stall_s * 1e3 / 2, response.json()
 
 
 def test_a_bundle_serves_its_recommended_variant(tiny_artifact, tmp_path):
@@ -310,10 +394,18 @@ def test_bounded_pool_admits_up_to_its_capacity_and_frees_slots():
         pool.shutdown()
 
 
-@pytest.mark.parametrize("field, value", [("workers", 0), ("queue_size", -1), ("max_body_bytes", 0)])
+@pytest.mark.parametrize(
+    "field, value", [("workers", 0), ("queue_size", -1), ("max_body_bytes", 0), ("max_connections", 20)]
+)
 def test_invalid_limits_are_refused(field, value):
     with pytest.raises(ServeError, match=field):
         ServeLimits(**{field: value})
+
+
+def test_max_connections_must_leave_room_beyond_the_queue():
+    assert ServeLimits(workers=2, queue_size=8, max_connections=14).max_connections == 14
+    with pytest.raises(ServeError, match=r"at least workers \+ queue_size \+ 4 = 14, not 13.*--max-connections 14"):
+        ServeLimits(workers=2, queue_size=8, max_connections=13)
 
 
 BLOCK_SERVE_EXTRA = """

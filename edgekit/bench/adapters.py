@@ -47,10 +47,10 @@ class ArtifactAdapter:
             with contextlib.suppress(ImportError):  # loading then says how to install it
                 importlib.import_module(engine)
 
-    def __init__(self, path: Path, threads: int, max_length: int | None = None):
+    def __init__(self, path: Path, threads: int, max_length: int | None = None, runtime_target: str = "host"):
         from edgekit.runtime import EdgeModel  # max_length: the manifest's applies
 
-        self._model = EdgeModel.load(path, threads=threads)
+        self._model = EdgeModel.load(path, threads=threads, target=runtime_target)
         manifest = self._model.manifest
         self.engine, self.precision, self.labels = manifest.engine, manifest.precision, manifest.labels
         self._path = path
@@ -79,8 +79,8 @@ class PyTorchAdapter:
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-    def __init__(self, path: Path, threads: int, max_length: int | None = None):
-        import torch
+    def __init__(self, path: Path, threads: int, max_length: int | None = None, runtime_target: str = "host"):
+        import torch  # runtime_target: PyTorch runs on the CPU here
         import transformers
 
         torch.set_num_threads(threads)

@@ -55,6 +55,7 @@ def benchmark_artifacts(
         shape_runs=max(10, runs // 4) if shapes else 0,
         cpu_affinity=run.cpu_affinity,
         memory_cap_mb=run.memory_cap_mb,
+        runtime_target="host" if run.plan else target,
     )
     summaries = run_benchmark(variants, dataset, settings, on_progress=on_progress)
     document = new_document(run.target_info(profile.name), {**settings.__dict__, "data": dataset.source}, summaries)

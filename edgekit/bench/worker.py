@@ -33,6 +33,7 @@ class WorkerSpec:
     shape_runs: int = 0  # timed runs per shape and per batch size
     cpu_affinity: list[int] | None = None  # emulation: pin the process to these CPUs
     memory_cap_mb: int | None = None  # emulation: cap the address space
+    runtime_target: str = "host"  # profile for the runtime's providers/devices (artifacts only)
     spawned_at: float | None = None  # time.time() when the harness started this process (cold start)
 
 
@@ -122,7 +123,7 @@ def measure(spec: WorkerSpec) -> dict:
     adapter_cls = ADAPTERS[spec.kind]
     adapter_cls.import_engine(Path(spec.path))
     imported = time.perf_counter()
-    adapter = adapter_cls(Path(spec.path), spec.threads, spec.max_length)
+    adapter = adapter_cls(Path(spec.path), spec.threads, spec.max_length, spec.runtime_target)
     loaded = time.perf_counter()
     adapter.predict_one(spec.latency_texts[0])
     first_done = time.perf_counter()

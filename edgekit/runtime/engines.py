@@ -57,21 +57,16 @@ class OpenVinoEngine:
                 "This artifact runs on OpenVINO, which is not installed. Install it with "
                 "`pip install 'edgekit[openvino]'` (or `pip install openvino`)."
             ) from None
-        config = {
-            "PERFORMANCE_HINT": "LATENCY",
-            # Keep fp32 arithmetic: on CPUs with bf16 support OpenVINO may otherwise pick bf16
-            # on its own, which changes the numbers that parity and the accuracy gate measured.
-            "INFERENCE_PRECISION_HINT": "f32",
-        }
-        if threads is not None:
-            config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
-        # The first wanted device this machine has; CPU when none is (e.g. a profile's NPU here).
-        device = next((d for d in devices or [] if d in core.available_devices), "CPU")
-        try:
-            self._compiled = core.compile_model(str(model_path), device, config)
-        except Exception as exc:  # openvino raises RuntimeError subclasses with long messages
-            raise ArtifactError(f"OpenVINO could not load {model_path}: {exc}") from exc
+        self.skipped: list[str] = []  # devices tried before the one used, and why they were not
+        for device in _candidate_devices(devices or [], core.available_devices):
+            try:
+                self._compiled = core.compile_model(str(model_path), device, _openvino_config(device, threads))
+                break
+            except Exception as exc:  # openvino raises RuntimeError subclasses with long messages
+                if device == "CPU":
+                    raise ArtifactError(f"OpenVINO could not load {model_path}: {exc}") from exc
+                self.skipped.append(f"{device}: {str(exc).splitlines()[0][:200]}")
         self._output = self._compiled.outputs[0]
         self._local = threading.local()
         self.providers = [f"OpenVINO:{device}"]
@@ -83,6 +78,23 @@ class OpenVinoEngine:
         return request.infer(feed)[self._output].copy()
 
 
+def _candidate_devices(wanted: list[str], available: list[str]) -> list[str]:
+    """The wanted devices this machine has, in order (``GPU`` matches ``GPU.0``), then CPU."""
+    present = [d for d in wanted if any(a == d or a.startswith(f"{d}.") for a in available)]
+    return [d for d in present if d != "CPU"] + ["CPU"]
+
+
+def _openvino_config(device: str, threads: int | None) -> dict[str, object]:
+    config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+    if device == "CPU":
+        # Keep fp32 arithmetic: on CPUs with bf16 support OpenVINO may otherwise pick bf16
+        # on its own, which changes the numbers that parity and the accuracy gate measured.
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+    return config
+
+
 ENGINES = ("onnxruntime", "openvino")
 
 
@@ -92,6 +104,6 @@ def create_engine(settings: RuntimeSettings, model_path: Path) -> Engine:
     if settings.engine == "openvino":
         return OpenVinoEngine(model_path, settings.threads, settings.devices)
     raise ArtifactError(
-        f"This artifact needs the '{settings.engine}' engine, which this edgekit runtime does not provide. "
-        f"Supported: {', '.join(ENGINES)}."
+        f"Unknown engine '{settings.engine}': this edgekit runtime does not provide it. "
+        f"Supported: {', '.join(ENGINES)}; pass engine= one of them."
     )

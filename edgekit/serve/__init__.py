@@ -1,7 +1,7 @@
 """``edgekit serve``: an artifact behind a small, bounded HTTP JSON API (FastAPI + uvicorn).
 
 FastAPI and uvicorn come with the ``serve`` extra. This module and ``limits``, ``admission``
-and ``requests`` import only the standard library, so ``edgekit --help`` and the base install
+and ``payload`` import only the standard library, so ``edgekit --help`` and the base install
 never load them; ``serve_artifact`` checks they are installed before loading anything.
 """
 

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from edgekit.artifact import is_bundle, read_summary
 from edgekit.errors import InputError
@@ -76,10 +77,10 @@ def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo) -> FastAP
 
     @app.post("/v1/predict")
     async def predict(request: Request) -> JSONResponse:
-        submitted = time.perf_counter()
         try:
             parsed = parse_predict_body(await read_capped_body(request, limits.max_body_bytes), limits)
-            future = pool.submit(_timed_predict, model, parsed.texts, submitted)
+            # From here, not before the body is read: a slow upload is the client's time, not queueing.
+            future = pool.submit(_timed_predict, model, parsed.texts, time.perf_counter())
         except PayloadError as exc:
             return error_response(exc.status, exc.message)
         except QueueFull as exc:
@@ -137,10 +138,13 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:  # gone mid-upload: nobody reads the answer, but no traceback in the log
+        raise PayloadError(400, "The client closed the connection before the whole body arrived.") from None
     return bytes(body)
 
 
@@ -150,7 +154,7 @@ def prediction_json(prediction: Prediction, labels: Sequence[str]) -> dict[str, 
 
 
 def _timed_predict(model: EdgeModel, texts: list[str], submitted: float) -> tuple[list[Prediction], float, float]:
-    """Runs on a pool thread: the predictions, the time spent waiting for the thread, and inference time."""
+    """Runs on a pool thread: the predictions, the time from admission to a worker starting, and inference time."""
     start = time.perf_counter()
     predictions = model.predict_batch(texts)
     return predictions, start - submitted, time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""What one server accepts: request size limits and the bound on queued work."""
+"""What one server accepts: request size limits, the bound on queued work and on open connections."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from edgekit.errors import EdgekitError
+
+# Connections beyond one per admitted request, so that health checks (and 503 answers) still get through
+# when every admitted request holds a connection.
+CONNECTION_HEADROOM = 4
 
 
 class ServeError(EdgekitError):
@@ -18,6 +22,8 @@ class ServeLimits:
 
     At most ``workers + queue_size`` predict requests are admitted at once (running or
     waiting for a worker); the next one gets 503 with Retry-After rather than a growing queue.
+    At most ``max_connections`` connections are served at once, each of which may be reading a
+    body of up to ``max_body_bytes``: that bounds the memory of uploads, admitted or not.
     """
 
     workers: int = 1  # inferences that run at once, each on its own thread
@@ -25,6 +31,7 @@ class ServeLimits:
     max_texts: int = 64  # texts in one request
     max_text_chars: int = 10_000  # characters in one text (longer inputs are truncated in tokens anyway)
     max_body_bytes: int = 1_048_576  # request body, enforced while reading, whatever Content-Length says
+    max_connections: int = 64  # open connections (uvicorn's limit_concurrency): beyond, uvicorn answers 503
 
     def __post_init__(self) -> None:
         positive = {"workers": self.workers, "max_texts": self.max_texts, "max_text_chars": self.max_text_chars,
@@ -34,6 +41,13 @@ class ServeLimits:
                 raise ServeError(f"{name} must be at least 1, not {value}.")
         if self.queue_size < 0:
             raise ServeError(f"queue_size must be 0 (no waiting) or more, not {self.queue_size}.")
+        least = self.capacity + CONNECTION_HEADROOM
+        if self.max_connections < least:
+            raise ServeError(
+                f"max_connections must be at least workers + queue_size + {CONNECTION_HEADROOM} = {least}, not "
+                f"{self.max_connections}: each admitted request holds a connection, and health checks need a few "
+                f"more. Pass --max-connections {least} or more, or a smaller --queue-size."
+            )
 
     @property
     def capacity(self) -> int:

@@ -19,6 +19,7 @@ from edgekit.serve.limits import ServeError, ServeLimits
 
 log = logging.getLogger("edgekit.serve")
 GRACEFUL_SHUTDOWN_S = 30  # after this, requests still running are cancelled so the process can exit
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this, freeing its place under --max-connections
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -53,9 +54,9 @@ def run_server(artifact: Path, host: str, port: int, threads: int | None, limits
     def started(url: str) -> None:
         log.info(
             "edgekit serve listening on %s: %s; %d worker(s) x %s thread(s), queue %d; at most %d texts, "
-            "%d chars per text, %d bytes per body",
+            "%d chars per text, %d bytes per body, %d connections",
             url, info.summary(model), limits.workers, threads or "default", limits.queue_size, limits.max_texts,
-            limits.max_text_chars, limits.max_body_bytes,
+            limits.max_text_chars, limits.max_body_bytes, limits.max_connections,
         )  # fmt: skip
         if not _is_loopback(host):
             log.warning("listening beyond this machine (%s): the API has no authentication; keep it behind a "
@@ -67,8 +68,15 @@ def run_server(artifact: Path, host: str, port: int, threads: int | None, limits
         log.info("stopping: no new connections; finishing %d admitted request(s) (at most %d s)", depth,
                  GRACEFUL_SHUTDOWN_S)  # fmt: skip
 
+    # limit_concurrency bounds the memory of uploads: each open connection may be reading a body of up
+    # to --max-body-bytes, admitted or not; a request arriving while that many connections are open (its
+    # own included) gets uvicorn's plain-text 503. uvicorn has no timeout for reading a request's headers
+    # or body (timeout_keep_alive applies only between requests), so a client that stalls mid-request
+    # holds its connection until it goes away: this bound caps how many can, a proxy in front can time
+    # them out.
     config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None, access_log=access_log,
-                            server_header=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)  # fmt: skip
+                            server_header=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                            limit_concurrency=limits.max_connections, timeout_keep_alive=KEEP_ALIVE_S)  # fmt: skip
     server = _Server(config, started, stopping)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown through the handlers in place
     # before it ran (SIGTERM's default kills the process with status 143, SIGINT's raises
