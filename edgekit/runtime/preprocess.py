@@ -30,7 +30,9 @@ class TextPreprocessor:
         return cls(root / manifest.tokenizer["file"], manifest.tokenizer, [spec.name for spec in manifest.inputs])
 
     def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
-        encodings = self._tokenizer.encode_batch(texts)
+        # One text (the batch-1 path of an app): `encode` stays on this thread, while
+        # `encode_batch` hands work to the tokenizers thread pool for nothing.
+        encodings = [self._tokenizer.encode(texts[0])] if len(texts) == 1 else self._tokenizer.encode_batch(texts)
         columns = {
             "input_ids": [e.ids for e in encodings],
             "attention_mask": [e.attention_mask for e in encodings],
