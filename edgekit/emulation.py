@@ -1,8 +1,8 @@
 """Imitating a less capable target on this host, as far as it honestly can be done.
 
 Threads are capped to the target's; the worker is pinned to the profile's CPUs
-(``os.sched_setaffinity``) and its address space capped at the profile's memory
-(``RLIMIT_AS``: stricter than RAM, since it counts reserved memory too).
+(``os.sched_setaffinity``) and its memory capped at the profile's (a cgroup where one can
+be made, else ``RLIMIT_AS``; see ``bench/memcap.py``).
 For OpenVINO on x86, oneDNN's ``ONEDNN_MAX_CPU_ISA`` caps the instruction set its kernels
 may use, so an AVX2-only box can be imitated on an AVX-512/VNNI host (measured here: with
 the cap at AVX2, NNCF INT8 MiniLM went from 1.9 ms to 6.6 ms while OpenVINO FP32 went
@@ -141,7 +141,7 @@ def plan_emulation(target: TargetProfile, host: HostInfo, allowed_cpus: set[int]
     if memory_cap:
         if host.ram_mb and memory_cap > host.ram_mb:
             caveats.append(f"the memory cap ({memory_cap} MB) is above this host's RAM ({host.ram_mb} MB)")
-        applied.append(f"address space capped at {memory_cap} MB")
+        applied.append(f"memory capped at {memory_cap} MB")
     engine_env: dict[str, dict[str, str]] = {}
     if target.arch != host.arch:
         caveats.append(f"the target is {target.arch}, this host {host.arch}: latencies are not the device's")

@@ -1,6 +1,7 @@
 """Profile shapes, batches, cold start and the emulation limits (CPU pinning, memory cap)."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def test_affinity_is_planned_from_the_profile_and_the_cpus_we_may_use():
     target = load_target("raspberry-pi-4")  # emulation: threads 2, cpu_affinity [0, 1], memory_cap_mb 4096
     plan = plan_emulation(target, HOST, allowed_cpus={0, 1})
     assert plan.cpu_affinity == (0, 1) and plan.memory_cap_mb == 4096
-    assert "pinned to CPUs 0,1" in plan.label and "address space capped at 4096 MB" in plan.label
+    assert "pinned to CPUs 0,1" in plan.label and "memory capped at 4096 MB" in plan.label
     narrow = plan_emulation(target, HOST, allowed_cpus={1, 5})
     assert narrow.cpu_affinity == (1,)
     assert any("CPUs [0]" in c for c in narrow.caveats) and any("share 1 pinned" in c for c in narrow.caveats)
@@ -64,11 +65,41 @@ def test_shapes_batches_cold_start_and_pinning_in_a_real_worker(tiny_artifact, t
     assert "batch 4 texts/s" in text and "Cold start in a fresh process" in text and "Caveat: c." in text
 
 
-def test_a_memory_cap_too_small_for_the_model_is_a_clear_failure(tiny_artifact):
+def test_a_memory_cap_too_small_for_the_model_is_a_clear_failure(tiny_artifact, monkeypatch):
+    """The address-space fallback: what a machine that may not make cgroups uses."""
+    monkeypatch.setattr("edgekit.bench.harness.make_cgroup_cap", lambda *_: None)
     data = TextDataset(["hello there"], None, "mem")
     settings = BenchSettings(threads=1, runs=10, memory_cap_mb=80)  # onnxruntime alone needs more address space
-    with pytest.raises(BenchError, match="emulated memory cap of 80 MB"):
-        run_benchmark([Variant("onnx", "artifact", tiny_artifact)], data, settings)
+    variants = [Variant("onnx", "artifact", tiny_artifact)]
+    with pytest.raises(BenchError, match="emulated memory cap of 80 MB of address space"):
+        run_benchmark(variants, data, settings)
+    (summary,) = run_benchmark(variants, data, replace(settings, memory_cap_mb=2048))
+    assert summary["memory_cap"] == "address space capped at 2048 MB (RLIMIT_AS: stricter than RAM)"
+
+
+def test_a_cgroup_cap_counts_resident_memory_and_the_oom_kill_is_named(tiny_artifact):
+    from edgekit.bench.memcap import make_cgroup_cap
+
+    probe = make_cgroup_cap(256, f"edgekit-test-probe-{os.getpid()}")
+    if probe is None:
+        pytest.skip("this process may not create a memory cgroup (needs root or a delegated cgroup v2 subtree)")
+    probe.remove()
+    data = TextDataset(["hello there"], None, "mem")
+    # 150 MB of RAM is enough for the tiny model, though onnxruntime reserves far more address space.
+    (summary,) = run_benchmark([Variant("onnx", "artifact", tiny_artifact)], data,
+                               BenchSettings(threads=1, runs=10, memory_cap_mb=150))  # fmt: skip
+    assert summary["memory_cap"].startswith("memory capped at 150 MB (cgroup v")
+    assert summary["peak_rss_mb"] < 150
+    variants = [Variant("onnx", "artifact", tiny_artifact)]
+    with pytest.raises(BenchError, match="the kernel stopped it"):  # the model's own memory does not fit
+        run_benchmark(variants, data, BenchSettings(threads=1, runs=10, memory_cap_mb=12))
+    # Shared libraries another cgroup read first are not charged to this one, so the worker
+    # may stay under the cgroup with more resident memory than the cap (or be killed, if it
+    # read them first): either way it does not fit the device.
+    with pytest.raises(BenchError, match="emulated memory of 40 MB"):
+        run_benchmark(variants, data, BenchSettings(threads=1, runs=10, memory_cap_mb=40))
+    parent = probe.path.parent
+    assert not list(parent.glob(f"edgekit-bench-{os.getpid()}-*")), "every worker's cgroup is removed"
 
 
 def test_cold_start_summary_is_the_median_over_rounds():

@@ -7,6 +7,7 @@ pool from slowing the next. Accuracy is computed once, in the first round.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -20,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.bench.memcap import make_cgroup_cap
 from edgekit.bench.stats import LatencyStats, accuracy, agreement, macro_f1
 from edgekit.bench.worker import WorkerSpec
 from edgekit.data import TextDataset
 from edgekit.errors import EdgekitError
 
 _WORKER_TIMEOUT_S = 1800
+_worker_ids = itertools.count()
 
 
 class BenchError(EdgekitError):
@@ -67,6 +70,35 @@ def latency_inputs(data: TextDataset, runs: int, seed: int) -> list[str]:
 
 
 def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """One worker process; under a memory cap, in a cgroup of its own where one can be made."""
+    cap = make_cgroup_cap(spec.memory_cap_mb, f"edgekit-bench-{os.getpid()}-{next(_worker_ids)}") if (
+        spec.memory_cap_mb) else None  # fmt: skip
+    if cap is not None:
+        spec = replace(spec, memory_cgroup=str(cap.path), memory_cap_label=cap.label)
+    try:
+        result = _spawn(spec, extra_env)
+    except BenchError as exc:
+        if cap is not None and cap.oom_killed():
+            raise BenchError(
+                f"Variant '{spec.variant}' went over the target's emulated memory of {spec.memory_cap_mb} MB "
+                f"({cap.label}): the kernel stopped it, as the device would. The model does not fit; try a "
+                "smaller variant (INT8, a distilled student)."
+            ) from None
+        raise exc from None
+    finally:
+        if cap is not None:
+            cap.remove()
+    # A cgroup does not charge pages another cgroup read first (the engine's shared libraries),
+    # so a worker can stay under it with more resident memory than the cap: judge that too.
+    if spec.memory_cap_mb and result["peak_rss_mb"] > spec.memory_cap_mb:
+        raise BenchError(
+            f"Variant '{spec.variant}' peaked at {result['peak_rss_mb']:.0f} MB resident, over the target's emulated "
+            f"memory of {spec.memory_cap_mb} MB: it does not fit. Try a smaller variant (INT8, a distilled student)."
+        )
+    return result
+
+
+def _spawn(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as scratch:
         spec_path, out_path = Path(scratch) / "spec.json", Path(scratch) / "out.json"
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **dict(extra_env)}
@@ -98,11 +130,11 @@ def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -
 
 def _memory_hint(spec: WorkerSpec) -> str:
     """Under a cap, engines fail in C++ (std::bad_alloc, abort) more often than with MemoryError."""
-    if not spec.memory_cap_mb:
+    if not spec.memory_cap_mb or spec.memory_cgroup:  # a cgroup's verdict is the OOM kill, checked above
         return ""
     return (
-        f"\nThe worker ran under the target's emulated memory cap of {spec.memory_cap_mb} MB of address space: "
-        "an allocation failure means the model does not fit it (the cap counts reserved memory, "
+        f"\nThe worker ran under the target's emulated memory cap of {spec.memory_cap_mb} MB of address space "
+        "(RLIMIT_AS): an allocation failure means the model does not fit it (the cap counts reserved memory, "
         "so it is stricter than the device's RAM)."
     )
 
@@ -190,6 +222,7 @@ def summarise(rounds: list[dict[str, Any]], reference: dict[str, Any]) -> dict[s
         "batches": _pool_batches(rounds),
         "cold_start": cold_start(rounds),
         "cpu_affinity": first.get("cpu_affinity"),
+        "memory_cap": first.get("memory_cap"),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
         "accuracy": None,
         "macro_f1": None,

@@ -123,7 +123,9 @@ def _table(table: Table | None, title: str = "") -> str:
 def render_html(document: dict[str, Any], title: str = "edgekit benchmark") -> str:
     variants = document["variants"]
     target = document["target"]
-    emulation = "".join(f"<li>{_esc(item)}</li>" for item in target.get("emulated", []) + target.get("caveats", []))
+    mechanism = [m for m in [variants[0].get("memory_cap")] if m]
+    notes = target.get("emulated", []) + mechanism + target.get("caveats", [])
+    emulation = "".join(f"<li>{_esc(item)}</li>" for item in notes)
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{_esc(title)}</h1>"

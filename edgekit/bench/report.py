@@ -83,6 +83,8 @@ def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
     target = document["target"]
     if target.get("emulated"):
         lines += ["", f"Emulated: {', '.join(target['emulated'])}."]
+    if mechanism := document["variants"][0].get("memory_cap"):
+        lines.append(f"{mechanism[0].upper()}{mechanism[1:]}.")  # e.g. "Memory capped at 4096 MB (cgroup v1 …)."
     lines += [f"Caveat: {caveat}." for caveat in target.get("caveats", [])]
     floor = document["variants"][0].get("bare_interpreter_rss_mb")
     if floor:

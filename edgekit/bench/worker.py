@@ -32,7 +32,9 @@ class WorkerSpec:
     sequence_lengths: list[int] = field(default_factory=list)  # token lengths timed at batch 1 (profile shapes)
     shape_runs: int = 0  # timed runs per shape and per batch size
     cpu_affinity: list[int] | None = None  # emulation: pin the process to these CPUs
-    memory_cap_mb: int | None = None  # emulation: cap the address space
+    memory_cap_mb: int | None = None  # emulation: cap memory (a cgroup if given, else the address space)
+    memory_cgroup: str | None = None  # a cgroup made by the harness for this worker
+    memory_cap_label: str | None = None  # how that cgroup caps memory, for the results
     runtime_target: str = "host"  # profile for the runtime's providers/devices (artifacts only)
     spawned_at: float | None = None  # time.time() when the harness started this process (cold start)
 
@@ -53,18 +55,24 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def apply_limits(cpu_affinity: list[int] | None, memory_cap_mb: int | None) -> None:
+def apply_limits(spec: WorkerSpec) -> str | None:
     """Imitate a smaller device: pin to its CPUs and cap memory, before anything is loaded.
 
-    The memory cap is RLIMIT_AS (address space), the one limit every Linux lets an
-    unprivileged process set. It counts reserved virtual memory as well as resident pages,
-    so it is stricter than the device's RAM: a model that fails under it may still fit.
+    Returns how memory was capped (for the results), None when it was not. The cgroup, when
+    the harness could make one, counts what RAM holds; RLIMIT_AS, the fallback, counts
+    reserved virtual memory too and is stricter than the device (see ``memcap``).
     """
-    if cpu_affinity:
-        os.sched_setaffinity(0, cpu_affinity)
-    if memory_cap_mb:
-        cap = memory_cap_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    from edgekit.bench import memcap  # stdlib only: loading it costs nothing measurable
+
+    if spec.cpu_affinity:
+        os.sched_setaffinity(0, spec.cpu_affinity)
+    if spec.memory_cgroup:
+        memcap.join_cgroup(spec.memory_cgroup)
+        return spec.memory_cap_label
+    if spec.memory_cap_mb:
+        memcap.cap_address_space(spec.memory_cap_mb)
+        return memcap.address_space_label(spec.memory_cap_mb)
+    return None
 
 
 def _time_ms(action, *args) -> float:
@@ -175,11 +183,11 @@ def measure(spec: WorkerSpec) -> dict:
 def main(argv: list[str]) -> int:
     spec_path, out_path = Path(argv[0]), Path(argv[1])
     spec = WorkerSpec(**json.loads(spec_path.read_text()))
-    apply_limits(spec.cpu_affinity, spec.memory_cap_mb)
+    memory_cap = apply_limits(spec)
     from edgekit.errors import EdgekitError
 
     try:
-        result = measure(spec)
+        result = {**measure(spec), "memory_cap": memory_cap}
     except EdgekitError as exc:  # a user-fixable problem: hand the message back to the harness
         out_path.write_text(json.dumps({"error": str(exc), "error_type": type(exc).__name__}))
         return 2
