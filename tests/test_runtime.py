@@ -92,6 +92,7 @@ def test_runtime_imports_no_torch_or_transformers(tiny_artifact):
         "import sys, json\n"
         "from edgekit.runtime import EdgeModel\n"
         f"m = EdgeModel.load({str(tiny_artifact)!r}, threads=1)\n"
+        f"EdgeModel.load({str(tiny_artifact)!r}, target='host')  # what the bench worker does\n"
         "m.predict('turn off the lights')\n"
         "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
     )

@@ -39,6 +39,8 @@ def _defaults(manifest: Manifest, target: str | None) -> tuple[dict[str, Any], s
         if manifest.runtime:
             return manifest.runtime, f"the artifact (target {manifest.target})"
         return {}, "engine defaults (the artifact records none)"
+    if target == "host":  # this machine's CPU with the engine's own thread count: no profile to read
+        return {}, "target host (this machine's CPU)"
     from edgekit.targets import load_target, runtime_defaults  # pydantic + yaml: only when asked
 
     return runtime_defaults(load_target(target)), f"target {target}"
