@@ -93,6 +93,7 @@ def test_runtime_imports_no_torch_or_transformers(tiny_artifact):
         "from edgekit.runtime import EdgeModel\n"
         f"m = EdgeModel.load({str(tiny_artifact)!r}, threads=1)\n"
         f"EdgeModel.load({str(tiny_artifact)!r}, target='host')  # what the bench worker does\n"
+        f"EdgeModel.load({str(tiny_artifact)!r}, target={{'threads': 1, 'engines': {{}}}})  # ...on a device\n"
         "m.predict('turn off the lights')\n"
         "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
     )

@@ -47,7 +47,7 @@ class ArtifactAdapter:
             with contextlib.suppress(ImportError):  # loading then says how to install it
                 importlib.import_module(engine)
 
-    def __init__(self, path: Path, threads: int, max_length: int | None = None, runtime_target: str = "host"):
+    def __init__(self, path: Path, threads: int, max_length: int | None = None, runtime_target: str | dict = "host"):
         from edgekit.runtime import EdgeModel  # max_length: the manifest's applies
 
         self._model = EdgeModel.load(path, threads=threads, target=runtime_target)
@@ -79,7 +79,7 @@ class PyTorchAdapter:
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-    def __init__(self, path: Path, threads: int, max_length: int | None = None, runtime_target: str = "host"):
+    def __init__(self, path: Path, threads: int, max_length: int | None = None, runtime_target: str | dict = "host"):
         import torch  # runtime_target: PyTorch runs on the CPU here
         import transformers
 

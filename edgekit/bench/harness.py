@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -59,7 +60,7 @@ class BenchSettings:
     memory_cap_mb: int | None = None  # emulation
     # The profile whose providers/devices the artifacts load with: this machine's ("host") when
     # a target is emulated, so no accelerator of the host runs an emulated CPU-only device.
-    runtime_target: str = "host"
+    runtime_target: str | dict = "host"
 
 
 def latency_inputs(data: TextDataset, runs: int, seed: int) -> list[str]:
@@ -86,8 +87,8 @@ def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -
             ) from None
         raise exc from None
     finally:
-        if cap is not None:
-            cap.remove()
+        if cap is not None and not cap.remove():
+            warnings.warn(f"Could not remove the benchmark cgroup {cap.path}; remove it by hand.", stacklevel=2)
     # A cgroup does not charge pages another cgroup read first (the engine's shared libraries),
     # so a worker can stay under it with more resident memory than the cap: judge that too.
     if spec.memory_cap_mb and result["peak_rss_mb"] > spec.memory_cap_mb:
@@ -222,7 +223,7 @@ def summarise(rounds: list[dict[str, Any]], reference: dict[str, Any]) -> dict[s
         "batches": _pool_batches(rounds),
         "cold_start": cold_start(rounds),
         "cpu_affinity": first.get("cpu_affinity"),
-        "memory_cap": first.get("memory_cap"),
+        "memory_cap": "; ".join(sorted({r["memory_cap"] for r in rounds if r.get("memory_cap")})) or None,
         "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
         "accuracy": None,
         "macro_f1": None,

@@ -14,6 +14,7 @@ from edgekit.bench.report import (
     Table,
     caption,
     cold_start_table,
+    memory_caps,
     rows,
     shape_table,
 )
@@ -123,7 +124,7 @@ def _table(table: Table | None, title: str = "") -> str:
 def render_html(document: dict[str, Any], title: str = "edgekit benchmark") -> str:
     variants = document["variants"]
     target = document["target"]
-    mechanism = [m for m in [variants[0].get("memory_cap")] if m]
+    mechanism = memory_caps(variants)
     notes = target.get("emulated", []) + mechanism + target.get("caveats", [])
     emulation = "".join(f"<li>{_esc(item)}</li>" for item in notes)
     return (

@@ -83,8 +83,8 @@ def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
     target = document["target"]
     if target.get("emulated"):
         lines += ["", f"Emulated: {', '.join(target['emulated'])}."]
-    if mechanism := document["variants"][0].get("memory_cap"):
-        lines.append(f"{mechanism[0].upper()}{mechanism[1:]}.")  # e.g. "Memory capped at 4096 MB (cgroup v1 …)."
+    for mechanism in memory_caps(document["variants"]):  # e.g. "Memory capped at 4096 MB (cgroup v1 …)."
+        lines.append(f"{mechanism[0].upper()}{mechanism[1:]}.")
     lines += [f"Caveat: {caveat}." for caveat in target.get("caveats", [])]
     floor = document["variants"][0].get("bare_interpreter_rss_mb")
     if floor:
@@ -98,6 +98,11 @@ def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
 
 
 Table = tuple[list[str], list[list[str]]]  # header, rows
+
+
+def memory_caps(variants: list[dict[str, Any]]) -> list[str]:
+    """How memory was capped, once per distinct mechanism (a cgroup could fail for one worker)."""
+    return sorted({v["memory_cap"] for v in variants if v.get("memory_cap")})
 
 
 def shape_table(variants: list[dict[str, Any]]) -> Table | None:

@@ -15,7 +15,7 @@ from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.results import new_document
 from edgekit.data import PROBE_TEXTS, TextDataset, read_text_dataset
 from edgekit.emulation import target_run
-from edgekit.targets import load_target
+from edgekit.targets import load_target, runtime_defaults
 
 
 def benchmark_artifacts(
@@ -55,7 +55,7 @@ def benchmark_artifacts(
         shape_runs=max(10, runs // 4) if shapes else 0,
         cpu_affinity=run.cpu_affinity,
         memory_cap_mb=run.memory_cap_mb,
-        runtime_target="host" if run.plan else target,
+        runtime_target="host" if run.plan else runtime_defaults(profile),
     )
     summaries = run_benchmark(variants, dataset, settings, on_progress=on_progress)
     document = new_document(run.target_info(profile.name), {**settings.__dict__, "data": dataset.source}, summaries)

@@ -35,7 +35,9 @@ class WorkerSpec:
     memory_cap_mb: int | None = None  # emulation: cap memory (a cgroup if given, else the address space)
     memory_cgroup: str | None = None  # a cgroup made by the harness for this worker
     memory_cap_label: str | None = None  # how that cgroup caps memory, for the results
-    runtime_target: str = "host"  # profile for the runtime's providers/devices (artifacts only)
+    # The runtime's providers/devices (artifacts only): "host", or a profile's runtime defaults
+    # resolved by the harness, so the worker never imports pydantic/yaml to read a profile.
+    runtime_target: str | dict = "host"
     spawned_at: float | None = None  # time.time() when the harness started this process (cold start)
 
 
@@ -66,12 +68,10 @@ def apply_limits(spec: WorkerSpec) -> str | None:
 
     if spec.cpu_affinity:
         os.sched_setaffinity(0, spec.cpu_affinity)
-    if spec.memory_cgroup:
-        memcap.join_cgroup(spec.memory_cgroup)
+    if spec.memory_cgroup and memcap.join_cgroup(spec.memory_cgroup):
         return spec.memory_cap_label
-    if spec.memory_cap_mb:
-        memcap.cap_address_space(spec.memory_cap_mb)
-        return memcap.address_space_label(spec.memory_cap_mb)
+    if spec.memory_cap_mb:  # no cgroup, or the kernel refused the move: the fallback
+        return memcap.cap_address_space(spec.memory_cap_mb) or "memory not capped (no limit this OS enforces)"
     return None
 
 

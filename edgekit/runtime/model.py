@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class EdgeModel:
         cls,
         artifact_dir: str | Path,
         *,  # keyword-only: a positional `threads` from older code must not become a target name
-        target: str | None = None,
+        target: str | Mapping[str, Any] | None = None,
         threads: int | None = None,
         engine: str | None = None,
         verify: bool = True,
@@ -58,8 +59,9 @@ class EdgeModel:
         """Load an artifact directory written by ``edgekit convert``.
 
         Given a multi-variant output folder, loads the variant it recommends.
-        ``target``: a profile name or YAML path whose threads and providers are the defaults
-        (default: the profile recorded in the artifact, when it is known here).
+        ``target``: a profile name or YAML path whose threads and providers are the defaults,
+        or such defaults already resolved (the shape of a manifest's ``runtime``; default: the
+        artifact's own).
         ``threads`` sets the engine's intra-op threads (default: the target's).
         ``engine``: ``onnxruntime`` or ``openvino`` (default: the artifact's; OpenVINO also runs ONNX files).
         ``verify`` checks every file against the sha256 in the manifest and refuses a mismatch.

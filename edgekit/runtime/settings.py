@@ -10,6 +10,7 @@ passes explicitly wins. Threads are capped at this machine's cores: more only sl
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,13 @@ def _usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _defaults(manifest: Manifest, target: str | None) -> tuple[dict[str, Any], str]:
+def _defaults(manifest: Manifest, target: str | Mapping[str, Any] | None) -> tuple[Mapping[str, Any], str]:
     if target is None:
         if manifest.runtime:
             return manifest.runtime, f"the artifact (target {manifest.target})"
         return {}, "engine defaults (the artifact records none)"
+    if isinstance(target, Mapping):  # runtime defaults already resolved (as in a manifest's `runtime`)
+        return target, "the given runtime defaults"
     if target == "host":  # this machine's CPU with the engine's own thread count: no profile to read
         return {}, "target host (this machine's CPU)"
     from edgekit.targets import load_target, runtime_defaults  # pydantic + yaml: only when asked
@@ -47,7 +50,11 @@ def _defaults(manifest: Manifest, target: str | None) -> tuple[dict[str, Any], s
 
 
 def resolve_settings(
-    manifest: Manifest, model_path: Path, target: str | None, threads: int | None, engine: str | None
+    manifest: Manifest,
+    model_path: Path,
+    target: str | Mapping[str, Any] | None,
+    threads: int | None,
+    engine: str | None,
 ) -> RuntimeSettings:
     chosen = engine or manifest.engine
     if chosen == "onnxruntime" and model_path.suffix != ".onnx":
