@@ -412,6 +412,8 @@ def bench(
     for verdict in document["budgets"]:
         mark = "[green]ok[/]" if verdict["passed"] else "[bold red]OVER[/]"
         value = "not measured" if verdict["value"] is None else f"{verdict['value']:.2f}"
+        if verdict["budget"] == "fits_memory_cap_mb":
+            value = "did not fit"
         console.print(
             f"budget {verdict['budget']} for {verdict['variant']}: {value} (limit {verdict['limit']:g}) {mark}"
         )

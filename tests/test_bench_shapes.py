@@ -111,3 +111,32 @@ def test_cold_start_summary_is_the_median_over_rounds():
     cold = cold_start(rounds)
     assert cold["total_s"] == pytest.approx(0.5) and cold["load_s"] == pytest.approx(0.2)
     assert cold["total_s_rounds"] == pytest.approx([0.7, 0.4, 0.5])
+
+
+def test_a_variant_that_does_not_fit_is_a_finding_and_the_others_are_still_measured(tiny_artifact, tmp_path,
+                                                                                    monkeypatch):  # fmt: skip
+    import shutil
+
+    from edgekit.bench import harness
+    from edgekit.bench.harness import DoesNotFitError
+    from edgekit.bench.session import benchmark_artifacts
+
+    fits, too_big = (shutil.copytree(tiny_artifact, tmp_path / name) for name in ("fits", "too-big"))
+    real_worker = harness._run_worker
+
+    def worker(spec, env=()):  # the kernel's verdict, planted for one variant (the real one is tested above)
+        if spec.variant == "too-big":
+            raise DoesNotFitError("Variant 'too-big' went over the target's emulated memory of 64 MB")
+        return real_worker(spec, env)
+
+    monkeypatch.setattr(harness, "_run_worker", worker)
+    document = benchmark_artifacts([fits, too_big], runs=10, warmup=1, rounds=2, shapes=False)
+    assert [v["name"] for v in document["variants"]] == ["fits"], "the other variant is still measured"
+    assert document["did_not_fit"][0]["name"] == "too-big"
+    assert {"variant": "too-big", "budget": "fits_memory_cap_mb", "passed": False}.items() <= document["budgets"][
+        -1
+    ].items()
+    assert "Did not fit the emulated memory: too-big" in markdown(document)
+    with pytest.raises(DoesNotFitError):  # without a place to report it, the run stops, as before
+        harness.run_benchmark([Variant("too-big", "artifact", too_big)], TextDataset(["hi"], None, "m"),
+                              BenchSettings(threads=1, runs=10))  # fmt: skip

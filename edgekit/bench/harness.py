@@ -36,6 +36,10 @@ class BenchError(EdgekitError):
     """A variant could not be benchmarked."""
 
 
+class DoesNotFitError(BenchError):
+    """A variant went over the target's emulated memory: a finding about it, not a failure of the run."""
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -80,7 +84,7 @@ def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -
         result = _spawn(spec, extra_env)
     except BenchError as exc:
         if cap is not None and cap.oom_killed():
-            raise BenchError(
+            raise DoesNotFitError(
                 f"Variant '{spec.variant}' went over the target's emulated memory of {spec.memory_cap_mb} MB "
                 f"({cap.label}): the kernel stopped it, as the device would. The model does not fit; try a "
                 "smaller variant (INT8, a distilled student)."
@@ -92,7 +96,7 @@ def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -
     # A cgroup does not charge pages another cgroup read first (the engine's shared libraries),
     # so a worker can stay under it with more resident memory than the cap: judge that too.
     if spec.memory_cap_mb and result["peak_rss_mb"] > spec.memory_cap_mb:
-        raise BenchError(
+        raise DoesNotFitError(
             f"Variant '{spec.variant}' peaked at {result['peak_rss_mb']:.0f} MB resident, over the target's emulated "
             f"memory of {spec.memory_cap_mb} MB: it does not fit. Try a smaller variant (INT8, a distilled student)."
         )
@@ -120,13 +124,20 @@ def _spawn(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...]) -> dict[str
         if out_path.is_file():
             result = json.loads(out_path.read_text())
             if "error" in result:
-                raise BenchError(f"Variant '{spec.variant}': {result['error']}{_memory_hint(spec)}")
+                error = _failure(spec, result["error"])
+                raise error(f"Variant '{spec.variant}': {result['error']}{_memory_hint(spec)}")
             if proc.returncode == 0:
                 return result
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise BenchError(
+        raise _failure(spec, tail)(
             f"The benchmark worker for '{spec.variant}' failed (exit {proc.returncode}):\n{tail}{_memory_hint(spec)}"
         )
+
+
+def _failure(spec: WorkerSpec, message: str) -> type[BenchError]:
+    """Under the address-space cap, a failed allocation means the variant does not fit."""
+    allocation_failed = any(sign in message for sign in ("bad_alloc", "MemoryError", "out of the emulated memory"))
+    return DoesNotFitError if spec.memory_cap_mb and allocation_failed else BenchError
 
 
 def _memory_hint(spec: WorkerSpec) -> str:
@@ -159,14 +170,20 @@ def run_benchmark(
     data: TextDataset,
     settings: BenchSettings,
     on_progress: Callable[[str], None] | None = None,
+    on_misfit: Callable[[str, str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure every variant; returns one summary dict per variant, in the order given."""
+    """Measure every variant; returns one summary dict per variant, in the order given.
+
+    A variant that does not fit the emulated memory stops the run, unless ``on_misfit`` is
+    given: then it is reported there (name, reason), left out of the later rounds and of the
+    summaries, and the others are still measured.
+    """
     if not variants:
         raise BenchError("Nothing to benchmark: no variants given.")
     inputs = latency_inputs(data, settings.runs, settings.seed)
     raw: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
     for round_index in range(settings.rounds):
-        for variant in variants:
+        for variant in [v for v in variants if v.name in raw]:
             if on_progress:
                 on_progress(f"round {round_index + 1}/{settings.rounds}: {variant.name}")
             first = round_index == 0
@@ -188,10 +205,19 @@ def run_benchmark(
                 memory_cap_mb=settings.memory_cap_mb,
                 runtime_target=settings.runtime_target,
             )
-            raw[variant.name].append(_run_worker(spec, variant.env))
-    reference = raw[variants[0].name][0]
+            try:
+                raw[variant.name].append(_run_worker(spec, variant.env))
+            except DoesNotFitError as exc:
+                if on_misfit is None:
+                    raise
+                on_misfit(variant.name, str(exc))
+                del raw[variant.name]
+    kept = [v for v in variants if v.name in raw]
+    if not kept:
+        raise DoesNotFitError(f"No variant fits the target's emulated memory of {settings.memory_cap_mb} MB.")
+    reference = raw[kept[0].name][0]
     floor = bare_interpreter_rss_mb()
-    summaries = [summarise(raw[v.name], reference) for v in variants]
+    summaries = [summarise(raw[v.name], reference) for v in kept]
     for summary in summaries:  # what the model and its engine add over a bare interpreter
         summary["bare_interpreter_rss_mb"] = floor
         summary["peak_rss_increment_mb"] = None if floor is None else summary["peak_rss_mb"] - floor

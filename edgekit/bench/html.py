@@ -125,7 +125,8 @@ def render_html(document: dict[str, Any], title: str = "edgekit benchmark") -> s
     variants = document["variants"]
     target = document["target"]
     mechanism = memory_caps(variants)
-    notes = target.get("emulated", []) + mechanism + target.get("caveats", [])
+    misfits = [f"did not fit the emulated memory: {m['name']}" for m in document.get("did_not_fit", [])]
+    notes = target.get("emulated", []) + mechanism + target.get("caveats", []) + misfits
     emulation = "".join(f"<li>{_esc(item)}</li>" for item in notes)
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"

@@ -83,6 +83,7 @@ def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
     target = document["target"]
     if target.get("emulated"):
         lines += ["", f"Emulated: {', '.join(target['emulated'])}."]
+    lines += [f"Did not fit the emulated memory: {m['name']}: {m['reason']}" for m in document.get("did_not_fit", [])]
     for mechanism in memory_caps(document["variants"]):  # e.g. "Memory capped at 4096 MB (cgroup v1 …)."
         lines.append(f"{mechanism[0].upper()}{mechanism[1:]}.")
     lines += [f"Caveat: {caveat}." for caveat in target.get("caveats", [])]

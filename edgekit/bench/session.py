@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.artifact import expand_bundle, read_manifest
-from edgekit.bench.budgets import check_budgets
+from edgekit.bench.budgets import BudgetVerdict, check_budgets
 from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.results import new_document
 from edgekit.data import PROBE_TEXTS, TextDataset, read_text_dataset
@@ -57,8 +57,17 @@ def benchmark_artifacts(
         memory_cap_mb=run.memory_cap_mb,
         runtime_target="host" if run.plan else runtime_defaults(profile),
     )
-    summaries = run_benchmark(variants, dataset, settings, on_progress=on_progress)
+    misfits: list[dict[str, str]] = []  # variants over the emulated memory: a finding, the others still run
+
+    def note_misfit(name: str, reason: str) -> None:
+        misfits.append({"name": name, "reason": reason})
+
+    summaries = run_benchmark(variants, dataset, settings, on_progress=on_progress, on_misfit=note_misfit)
     document = new_document(run.target_info(profile.name), {**settings.__dict__, "data": dataset.source}, summaries)
     judge_latency = run.plan is None or run.plan.latency_representative
-    document["budgets"] = [v.to_dict() for v in check_budgets(summaries, profile.budgets, judge_latency)]
+    verdicts = check_budgets(summaries, profile.budgets, judge_latency)
+    verdicts += [BudgetVerdict(m["name"], "fits_memory_cap_mb", float(run.memory_cap_mb or 0), None, False)
+                 for m in misfits]  # fmt: skip
+    document["budgets"] = [v.to_dict() for v in verdicts]
+    document["did_not_fit"] = misfits
     return document
