@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgekit.artifact import Manifest, atomic_directory, read_manifest, seal
+from edgekit.artifact import Manifest, read_manifest
+from edgekit.outputs import atomic_directory, seal
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -39,9 +40,9 @@ def package_foreign_onnx(onnx_file: Path, reference_artifact: Path, out: Path, p
 
 def sst2_bundle(model: Path, dev_path: Path, variants: list[str]) -> Path:
     """The edgekit variants of an SST-2 teacher, converted once and cached (gate on SST-2 dev)."""
-    from edgekit.pipeline import convert
+    from edgekit.convert.pipeline import convert
     from edgekit.progress import ConsoleReporter
-    from edgekit.recipe import build_recipe
+    from edgekit.convert.recipe import build_recipe
 
     out = CACHE / "quantization-sst2" / "edgekit"
     recipe = build_recipe({"model": str(model), "out": str(out), "data": {"path": str(dev_path)},

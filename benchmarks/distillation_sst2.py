@@ -24,9 +24,9 @@ from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.report import markdown
 from edgekit.bench.results import new_document
 from edgekit.data import read_text_dataset
-from edgekit.pipeline import convert
+from edgekit.convert.pipeline import convert
 from edgekit.progress import ConsoleReporter
-from edgekit.recipe import build_recipe
+from edgekit.convert.recipe import build_recipe
 
 
 def student_bundle(layers: int | None, train_rows: int | None, dev: Path) -> tuple[Path, dict | None, float]:

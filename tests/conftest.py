@@ -97,8 +97,8 @@ def tiny_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_artifact(tmp_path_factory, tiny_model_dir, tiny_data) -> Path:
-    from edgekit.pipeline import convert
-    from edgekit.recipe import build_recipe
+    from edgekit.convert.pipeline import convert
+    from edgekit.convert.recipe import build_recipe
 
     out = tmp_path_factory.mktemp("artifacts") / "tiny-onnx"
     recipe = build_recipe({"model": str(tiny_model_dir), "out": str(out), "data": {"path": str(tiny_data)}})
@@ -136,7 +136,7 @@ def sentiment_eval(tmp_path_factory) -> Path:
 def trained_tiny_dir(tmp_path_factory, tiny_model_dir) -> Path:
     """The tiny BERT fine-tuned for a few seconds on synthetic data: its logits mean something."""
     from edgekit.data import read_text_dataset
-    from edgekit.finetune import FinetuneConfig, finetune_classifier
+    from edgekit.train.finetune import FinetuneConfig, finetune_classifier
 
     root = tmp_path_factory.mktemp("trained")
     train = read_text_dataset(write_tsv(root / "train.tsv", synthetic_sentiment(300, seed=1)))

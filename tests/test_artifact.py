@@ -6,12 +6,11 @@ from edgekit.artifact import (
     MANIFEST_NAME,
     Manifest,
     TensorSpec,
-    atomic_directory,
     load_manifest,
     read_manifest,
-    seal,
 )
 from edgekit.errors import ArtifactError
+from edgekit.outputs import atomic_directory, seal
 
 
 def _manifest() -> Manifest:

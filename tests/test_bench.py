@@ -8,8 +8,9 @@ import pytest
 from edgekit.bench.harness import BenchError, BenchSettings, Variant, latency_inputs, run_benchmark
 from edgekit.bench.report import markdown
 from edgekit.bench.results import SCHEMA, new_document, read_results, write_results
-from edgekit.bench.stats import LatencyStats, accuracy, macro_f1
+from edgekit.bench.stats import LatencyStats
 from edgekit.data import TextDataset, read_text_dataset
+from edgekit.metrics import accuracy, macro_f1
 
 
 def test_latency_stats_on_known_samples():

@@ -4,7 +4,7 @@ import copy
 
 from edgekit.bench.budgets import check_budgets
 from edgekit.bench.compare import compare_documents
-from edgekit.targets import Budgets
+from edgekit.targets.profiles import Budgets
 
 
 def _row(name, median, accuracy=0.9, rss=200.0, size=20.0, spread=5.0, p95=None):

@@ -12,9 +12,9 @@ from edgekit.bench.report import markdown
 from edgekit.bench.results import new_document
 from edgekit.bench.worker import text_with_tokens
 from edgekit.data import TextDataset, read_text_dataset
-from edgekit.emulation import plan_emulation
-from edgekit.hostinfo import HostInfo
-from edgekit.targets import load_target
+from edgekit.targets.emulation import plan_emulation
+from edgekit.targets.host import HostInfo
+from edgekit.targets.profiles import load_target
 
 HOST = HostInfo("x86_64", "EPYC", 2, 2, ("avx", "avx2", "fma"), 8192, "Linux", "3.11")
 

@@ -8,12 +8,12 @@ import torch
 from conftest import build_tiny_classifier, synthetic_sentiment, write_tsv
 
 from edgekit.data import TextDataset, read_text_dataset
-from edgekit.distill.losses import attention_kl, hard_ce, hidden_mse, soft_kl
-from edgekit.distill.stage import run_distillation
-from edgekit.distill.student import student_from_teacher, uniform_layer_map
+from edgekit.train.distill.losses import attention_kl, hard_ce, hidden_mse, soft_kl
+from edgekit.train.distill.stage import run_distillation
+from edgekit.train.distill.student import student_from_teacher, uniform_layer_map
 from edgekit.errors import DataError, RecipeError, SourceError
-from edgekit.recipe import DistillSpec
-from edgekit.sources import load_text_classifier
+from edgekit.convert.recipe import DistillSpec
+from edgekit.convert.sources import load_text_classifier
 
 
 def _spec(tmp_path, **extra) -> DistillSpec:
@@ -139,15 +139,15 @@ def test_bad_distillation_inputs(tmp_path, trained_tiny_dir, sentiment_eval):
         run_distillation(teacher, _spec(tmp_path, student=str(other_vocab)), train, evaluation, tmp_path / "c")
     with pytest.raises(DataError, match="empty"):
         run_distillation(teacher, _spec(tmp_path), TextDataset([], None, "empty"), evaluation, tmp_path / "d")
-    from edgekit.recipe import build_recipe
+    from edgekit.convert.recipe import build_recipe
 
     with pytest.raises(RecipeError, match="at least one layer"):
         build_recipe({"model": "m", "distill": {"student_layers": 0, "data": {"path": "t.tsv"}}})
 
 
 def test_convert_with_distillation_records_it_in_the_manifest(tmp_path, trained_tiny_dir, sentiment_eval):
-    from edgekit.pipeline import convert
-    from edgekit.recipe import build_recipe
+    from edgekit.convert.pipeline import convert
+    from edgekit.convert.recipe import build_recipe
 
     train = write_tsv(tmp_path / "train.tsv", synthetic_sentiment(200, seed=6))
     recipe = build_recipe({
@@ -164,7 +164,7 @@ def test_convert_with_distillation_records_it_in_the_manifest(tmp_path, trained_
         assert distillation["teacher"]["path"] == str(trained_tiny_dir.resolve())
         assert 0 <= distillation["student_accuracy"] <= 1 and distillation["teacher_accuracy"] > 0.9
         assert manifest["source"]["distilled"] and manifest["source"]["teacher"]["kind"] == "hf-dir"
-    assert result.summary["distillation"]["student_layers"] == 1
+    assert result.summary.distillation["student_layers"] == 1
     assert (tmp_path / ".edgekit-work" / "out" / "distill" / "student" / "distillation.json").is_file()
     assert convert(recipe).reused
 

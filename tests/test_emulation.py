@@ -1,8 +1,8 @@
 """Imitating a target on this host: threads, the oneDNN ISA cap for OpenVINO, and the caveats."""
 
-from edgekit.emulation import onednn_isa_cap, plan_emulation
-from edgekit.hostinfo import HostInfo
-from edgekit.targets import load_target
+from edgekit.targets.emulation import onednn_isa_cap, plan_emulation
+from edgekit.targets.host import HostInfo
+from edgekit.targets.profiles import load_target
 
 AVX2 = ("sse4_2", "avx", "avx2", "fma", "f16c")
 VNNI_HOST = HostInfo("x86_64", "EPYC", 2, 2, (*AVX2, "avx512_vnni", "avx512f", "avx_vnni"), 8192, "Linux", "3.11")
@@ -33,8 +33,8 @@ def test_no_cap_when_the_host_is_no_richer_or_the_arch_differs():
 
 def test_every_profile_feature_can_be_detected_on_a_host():
     """A profile feature the host detector cannot report would silently disable emulation."""
-    from edgekit.hostinfo import detectable_features
-    from edgekit.targets import KNOWN_ISA_FEATURES
+    from edgekit.targets.host import detectable_features
+    from edgekit.targets.profiles import KNOWN_ISA_FEATURES
 
     assert detectable_features() >= KNOWN_ISA_FEATURES
 
@@ -42,10 +42,10 @@ def test_every_profile_feature_can_be_detected_on_a_host():
 def test_on_device_refuses_another_architecture_and_names_differences(monkeypatch):
     import pytest
 
-    from edgekit import emulation
+    from edgekit.targets import emulation
     from edgekit.errors import TargetError
 
-    monkeypatch.setattr("edgekit.hostinfo.detect_host", lambda: VNNI_HOST)
+    monkeypatch.setattr("edgekit.targets.host.detect_host", lambda: VNNI_HOST)
     with pytest.raises(TargetError, match="aarch64"):
         emulation.target_run(load_target("raspberry-pi-5"), on_device=True)
     run = emulation.target_run(load_target("x86-avx2-box"), on_device=True)

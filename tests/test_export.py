@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from edgekit.errors import ParityError, SourceError
-from edgekit.pipeline import convert
-from edgekit.recipe import build_recipe
+from edgekit.convert.pipeline import convert
+from edgekit.convert.recipe import build_recipe
 from edgekit.runtime import EdgeModel
 
 
@@ -69,8 +69,8 @@ def test_parity_gate_rejects_a_wrong_graph_and_keeps_the_old_artifact(tmp_path, 
     from conftest import build_tiny_classifier
 
     import edgekit.export as export_module
-    import edgekit.pipeline as pipeline
-    from edgekit.sources import load_text_classifier
+    import edgekit.convert.pipeline as pipeline
+    from edgekit.convert.sources import load_text_classifier
 
     out = tmp_path / "art"
     recipe = build_recipe({"model": str(tiny_model_dir), "out": str(out), "data": {"path": str(tiny_data)}})
@@ -97,7 +97,7 @@ def test_tight_tolerance_is_enforced(tmp_path, tiny_model_dir, tiny_data):
 
 
 def test_source_errors(tmp_path, tiny_model_dir):
-    from edgekit.sources import load_text_classifier, resolve_reference
+    from edgekit.convert.sources import load_text_classifier, resolve_reference
 
     with pytest.raises(SourceError, match="does not exist"):
         resolve_reference(str(tmp_path / "missing"))
@@ -117,7 +117,7 @@ def test_base_model_without_head_is_refused(tmp_path):
 
     config = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
     transformers.BertModel(config).save_pretrained(tmp_path / "base")
-    from edgekit.sources import load_text_classifier
+    from edgekit.convert.sources import load_text_classifier
 
     with pytest.raises(SourceError, match="without a sequence-classification head"):
         load_text_classifier(str(tmp_path / "base"))

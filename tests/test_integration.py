@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from edgekit.cli import app
 from edgekit.data import read_text_dataset
-from edgekit.pipeline import convert
-from edgekit.recipe import build_recipe
+from edgekit.convert.pipeline import convert
+from edgekit.convert.recipe import build_recipe
 from edgekit.runtime import EdgeModel
 
 pytestmark = pytest.mark.integration

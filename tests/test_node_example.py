@@ -141,6 +141,24 @@ def _edit_manifest(**fields):
     return change
 
 
+def _model_outside(artifact: Path) -> None:
+    """model_file leaves the folder; the outside copy is even listed with its right hash."""
+    outside = artifact.parent / "outside"
+    outside.mkdir()
+    shutil.copy(artifact / "model.onnx", outside / "model.onnx")
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["files"]["../outside/model.onnx"] = manifest["files"]["model.onnx"]
+    manifest["model_file"] = "../outside/model.onnx"
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _symlinked_tokenizer(artifact: Path) -> None:
+    """Same bytes, so the hash matches: only the link check stops a file that can change later."""
+    outside = artifact.parent / "outside-tokenizer.json"
+    shutil.move(artifact / "tokenizer.json", outside)
+    (artifact / "tokenizer.json").symlink_to(outside)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -148,8 +166,21 @@ def _edit_manifest(**fields):
         (lambda artifact: (artifact / "tokenizer.json").unlink(), "tokenizer.json is missing"),
         (_edit_manifest(format_version=2), "format version 2 is not supported"),
         (_edit_manifest(engine="openvino"), 'engine "openvino"'),
+        (_model_outside, '"../outside/model.onnx" is not a plain path inside the artifact folder'),
+        (_symlinked_tokenizer, "tokenizer.json goes through a symbolic link"),
+        (_edit_manifest(model_file="other.onnx"), "no sha256 for other.onnx"),
+        (_edit_manifest(labels="negative,neutral,positive"), "labels must be a non-empty list of strings"),
     ],
-    ids=["tampered-model", "missing-tokenizer", "format-version", "engine"],
+    ids=[
+        "tampered-model",
+        "missing-tokenizer",
+        "format-version",
+        "engine",
+        "model-outside-folder",
+        "symlinked-tokenizer",
+        "unlisted-model",
+        "labels-string",
+    ],  # fmt: skip
 )
 def test_node_refuses_a_damaged_or_foreign_artifact(node_example, tiny_artifact, tmp_path, change, message):
     artifact = _damaged_copy(tiny_artifact, tmp_path / "artifact", change)

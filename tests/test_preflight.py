@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgekit.preflight import outlook
+from edgekit.targets.preflight import outlook
 
 
 def _verdicts(arch, features, engines=("onnxruntime", "openvino")):

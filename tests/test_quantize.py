@@ -4,22 +4,15 @@ import numpy as np
 import pytest
 
 from edgekit.artifact import expand_bundle, load_manifest
+from edgekit.convert.pipeline import convert
+from edgekit.convert.recipe import build_recipe
+from edgekit.convert.variants import variants
 from edgekit.data import read_text_dataset
 from edgekit.errors import DataError, RecipeError
-from edgekit.pipeline import convert
-from edgekit.recipe import build_recipe
 from edgekit.runtime import EdgeModel
 
-ALL_VARIANTS = ["onnx-fp32", "ort-int8-dynamic", "ort-int8-static", "onnx-fp16", "ov-fp32", "ov-fp16", "ov-int8"]
-EXPECTED = {
-    "onnx-fp32": ("onnxruntime", "fp32"),
-    "ort-int8-dynamic": ("onnxruntime", "int8"),
-    "ort-int8-static": ("onnxruntime", "int8"),
-    "onnx-fp16": ("onnxruntime", "fp16"),
-    "ov-fp32": ("openvino", "fp32"),
-    "ov-fp16": ("openvino", "fp16"),
-    "ov-int8": ("openvino", "int8"),
-}
+# Every built-in variant of the registry: a new kind is built, gated and loaded here without editing this test.
+ALL_VARIANTS = [name for name, kind in variants().items() if kind.__module__.startswith("edgekit.")]
 
 
 def _recipe(model, out, data, **extra):
@@ -39,17 +32,19 @@ def bundle(tmp_path_factory, trained_tiny_dir, sentiment_eval):
 
 def test_every_variant_is_built_and_labelled(bundle):
     summary = bundle.summary
-    assert summary["built"] == ALL_VARIANTS
+    assert summary.built == ALL_VARIANTS
     for name in ALL_VARIANTS:
-        folder = bundle.out / summary["locations"][name]
+        folder = bundle.out / summary.locations[name]
         manifest = load_manifest(folder)
-        assert (manifest.engine, manifest.precision) == EXPECTED[name]
+        kind = variants()[name]
+        assert (manifest.engine, manifest.precision) == (kind.engine, kind.precision)
+        assert manifest.batch_invariant is kind.batch_invariant
         if name != "onnx-fp32":
             assert manifest.metrics["gate"]["rows"] == 120
             assert "build" in manifest.metrics
-    static = load_manifest(bundle.out / summary["locations"]["ort-int8-static"]).metrics["build"]
+    static = load_manifest(bundle.out / summary.locations["ort-int8-static"]).metrics["build"]
     assert static["format"] == "QDQ" and static["op_types"] == ["MatMul"] and static["calibration_samples"] == 40
-    ov_manifest = load_manifest(bundle.out / summary["locations"]["ov-fp32"])
+    ov_manifest = load_manifest(bundle.out / summary.locations["ov-fp32"])
     assert set(ov_manifest.files) >= {"model.xml", "model.bin", "tokenizer.json"}
 
 
@@ -59,8 +54,8 @@ def test_variants_agree_with_the_reference_and_run_in_the_runtime(bundle, sentim
     labels = data.label_ids(reference.labels)
     reference_predictions = [p.label_id for p in reference.predict_batch(data.texts)]
     assert np.mean(np.array(reference_predictions) == labels) > 0.9, "the trained tiny model learned the task"
-    for variant in bundle.summary["variants"]:
-        model = EdgeModel.load(bundle.out / bundle.summary["locations"][variant["name"]])
+    for variant in bundle.summary.variants:
+        model = EdgeModel.load(bundle.out / bundle.summary.locations[variant["name"]])
         predictions = [model.predict(text).label_id for text in data.texts]
         assert np.mean(np.array(predictions) == reference_predictions) > 0.8, variant["name"]
         assert model.logits(["good fun", "the weather today was bad"]).shape == (2, 3)
@@ -73,12 +68,12 @@ def test_openvino_fp32_matches_pytorch_strictly(bundle):
 
 def test_bundle_loads_its_recommended_variant_and_expands_for_bench(bundle):
     summary = bundle.summary
-    assert summary["recommended"] in summary["built"]
-    assert EdgeModel.load(bundle.out).root == bundle.out / summary["locations"][summary["recommended"]]
-    assert len(expand_bundle(bundle.out)) == sum(v["passed"] for v in summary["variants"])
+    assert summary.recommended in summary.built
+    assert EdgeModel.load(bundle.out).root == bundle.out / summary.locations[summary.recommended]
+    assert len(expand_bundle(bundle.out)) == sum(v["passed"] for v in summary.variants)
     assert (bundle.out / "summary.md").read_text().startswith("# Variants of")
-    assert not summary["bench"], "bench disabled in this test"
-    assert "not benchmarked" in summary["recommended_because"]
+    assert not summary.bench, "bench disabled in this test"
+    assert "not benchmarked" in summary.recommended_because
 
 
 def test_gate_rejects_a_broken_variant_and_fp32_is_still_written(
@@ -87,30 +82,27 @@ def test_gate_rejects_a_broken_variant_and_fp32_is_still_written(
     """A 'quantizer' that writes an unrelated model must be rejected, moved aside, never recommended."""
     from conftest import build_tiny_classifier
 
-    import edgekit.variants as variants
+    import edgekit.convert.variants as variants
+    from edgekit.convert.recipe import ExportSpec
+    from edgekit.convert.sources import load_text_classifier
     from edgekit.export import export_onnx
-    from edgekit.recipe import ExportSpec
-    from edgekit.sources import load_text_classifier
 
     impostor = load_text_classifier(str(build_tiny_classifier(tmp_path / "impostor", seed=7)))
 
-    def broken_quantizer(ctx, folder):
+    def broken_quantizer(ctx, folder, options):
         export_onnx(impostor, folder, ExportSpec())
         return variants.BuildOutput("model.onnx", {"broken": True})
 
-    kind = variants.VARIANTS["ort-int8-dynamic"]
-    monkeypatch.setitem(
-        variants.VARIANTS, "ort-int8-dynamic", kind.__class__(**{**kind.__dict__, "build": broken_quantizer})
-    )
+    monkeypatch.setattr(variants.get_variant("ort-int8-dynamic"), "build", broken_quantizer)
     out = tmp_path / "out"
     result = convert(_recipe(trained_tiny_dir, out, sentiment_eval, variants=["onnx-fp32", "ort-int8-dynamic"]))
     summary = result.summary
-    row = next(v for v in summary["variants"] if v["name"] == "ort-int8-dynamic")
+    row = next(v for v in summary.variants if v["name"] == "ort-int8-dynamic")
     assert not row["passed"] and row["gate"]["drop_points"] > 1.0
-    assert summary["locations"]["ort-int8-dynamic"] == "rejected/ort-int8-dynamic"
+    assert summary.locations["ort-int8-dynamic"] == "rejected/ort-int8-dynamic"
     assert (out / "rejected" / "ort-int8-dynamic" / "manifest.json").is_file()
     assert not (out / "ort-int8-dynamic").exists()
-    assert summary["recommended"] == "onnx-fp32"
+    assert summary.recommended == "onnx-fp32"
     assert EdgeModel.load(out).manifest.precision == "fp32"
     assert "REJECTED" in (out / "summary.md").read_text()
 
@@ -120,7 +112,7 @@ def test_second_convert_reuses_the_bundle(tmp_path, trained_tiny_dir, sentiment_
     first = convert(recipe)
     again = convert(recipe)
     assert not first.reused and again.reused
-    assert again.summary["recommended"] == first.summary["recommended"]
+    assert again.summary.recommended == first.summary.recommended
 
 
 def test_gate_on_unlabelled_data_uses_agreement(tmp_path, trained_tiny_dir, sentiment_eval):
@@ -128,7 +120,7 @@ def test_gate_on_unlabelled_data_uses_agreement(tmp_path, trained_tiny_dir, sent
     unlabelled = tmp_path / "u.tsv"
     unlabelled.write_text("text\n" + "".join(f"{t}\n" for t in texts))
     result = convert(_recipe(trained_tiny_dir, tmp_path / "u", unlabelled, variants=["onnx-fp32", "ort-int8-dynamic"]))
-    gate = next(v for v in result.summary["variants"] if v["name"] == "ort-int8-dynamic")["gate"]
+    gate = next(v for v in result.summary.variants if v["name"] == "ort-int8-dynamic")["gate"]
     assert gate["basis"] == "agreement" and gate["accuracy"] is None
     assert gate["drop_points"] == pytest.approx((1 - gate["agreement"]) * 100)
 
@@ -156,6 +148,6 @@ def test_nncf_accuracy_control_path(tmp_path, trained_tiny_dir, sentiment_eval):
                      openvino={"accuracy_control": True, "max_drop": 1.0, "validation_samples": 40},
                      quantization={"calibration": {"samples": 30}})  # fmt: skip
     summary = convert(recipe).summary
-    built = load_manifest(tmp_path / "ac" / summary["locations"]["ov-int8"]).metrics["build"]
+    built = load_manifest(tmp_path / "ac" / summary.locations["ov-int8"]).metrics["build"]
     assert built["accuracy_control"] is True and built["validation_rows"] == 40
-    assert next(v for v in summary["variants"] if v["name"] == "ov-int8")["gate"]["rows"] == 120
+    assert next(v for v in summary.variants if v["name"] == "ov-int8")["gate"]["rows"] == 120

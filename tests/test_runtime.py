@@ -112,12 +112,13 @@ def test_one_model_shared_by_eight_threads_matches_serial_use(engine_variant, ti
     if engine_variant == "ov-fp32":
         pytest.importorskip("openvino")
         from edgekit.export.openvino import onnx_to_openvino
-        from edgekit.pipeline import package_variant
+        from edgekit.convert.packaging import package_variant
+        from edgekit.convert.variants import get_variant
 
         folder = tmp_path / "ov"
         folder.mkdir()
         onnx_to_openvino(tiny_artifact / "model.onnx", folder / "model.xml", compress_to_fp16=False)
-        package_variant(tiny_artifact, folder, "openvino", "fp32", "model.xml")
+        package_variant(tiny_artifact, folder, get_variant("ov-fp32"), "model.xml")
     model = EdgeModel.load(folder, threads=1)
     words = "the film was good bad great awful weather today turn off lights music very really".split()
     rng = np.random.default_rng(0)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.artifact import read_manifest, seal
+from edgekit.artifact import read_manifest
 from edgekit.errors import ArtifactError, TargetError
+from edgekit.outputs import seal
 from edgekit.runtime import EdgeModel
 from edgekit.runtime.settings import resolve_settings
-from edgekit.targets import load_target, runtime_defaults
+from edgekit.targets.profiles import load_target, runtime_defaults
 
 CORES = len(os.sched_getaffinity(0))
 

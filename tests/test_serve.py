@@ -41,10 +41,19 @@ class Served:
     log: Path
 
 
+# serve_artifact with ServeLimits(**limits), for limits the CLI may not have options for.
+LAUNCH = (
+    "import json, sys; from edgekit.serve import ServeLimits, serve_artifact; "
+    "serve_artifact(sys.argv[1], port=0, threads=1, limits=ServeLimits(**json.loads(sys.argv[2])))"
+)
+
+
 @contextmanager
-def serving(artifact: Path, log: Path, *options: str) -> Iterator[Served]:
-    """`python -m edgekit serve` on a free loopback port (--port 0; the startup line says which)."""
+def serving(artifact: Path, log: Path, *options: str, limits: dict | None = None) -> Iterator[Served]:
+    """`python -m edgekit serve` (or serve_artifact, given ``limits``) on a free loopback port (--port 0)."""
     command = [sys.executable, "-m", "edgekit", "serve", str(artifact), "--port", "0", "--threads", "1", *options]
+    if limits is not None:
+        command = [sys.executable, "-c", LAUNCH, str(artifact), json.dumps(limits)]
     with log.open("w") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
@@ -174,10 +183,10 @@ def test_unknown_route_and_wrong_method(server):
 def test_overload_gets_503_with_retry_after_and_nothing_else_fails(tiny_artifact, tmp_path):
     """One worker, no queue: of many simultaneous heavy requests, some must be turned away."""
     heavy = {"texts": [" ".join(TEXTS) * 40] * 64}  # ~64 x 13k chars to tokenize per request
-    options = ["--workers", "1", "--queue-size", "0", "--max-texts", "64", "--max-text-chars", "20000",
-               "--max-body-bytes", "2000000"]  # fmt: skip
+    limits = {"workers": 1, "queue_size": 0, "max_texts": 64, "max_text_chars": 20000, "max_body_bytes": 2000000,
+              "max_request_chars": 2000000}  # fmt: skip
     statuses: list[int] = []
-    with serving(tiny_artifact, tmp_path / "server.log", *options) as served, httpx.Client() as client:
+    with serving(tiny_artifact, tmp_path / "server.log", limits=limits) as served, httpx.Client() as client:
         for _ in range(10):  # volleys until one overlaps (the first one does on any machine seen so far)
             start = threading.Barrier(12)
 
@@ -209,7 +218,8 @@ STOPPING = re.compile(r"stopping: no new connections; finishing (\d+) admitted r
 def test_signal_finishes_requests_in_flight_and_exits_0(tiny_artifact, tmp_path, stop):
     """Every request admitted before the signal is answered 200, though some were still queued."""
     sent = 5
-    with serving(tiny_artifact, tmp_path / "server.log", "--workers", "1", "--queue-size", "8") as served:
+    limits = {"workers": 1, "queue_size": 8, "max_text_chars": 10_000, "max_request_chars": 1_000_000}
+    with serving(tiny_artifact, tmp_path / "server.log", limits=limits) as served:
 
         def call() -> int | str:
             try:
@@ -239,45 +249,44 @@ def test_signal_finishes_requests_in_flight_and_exits_0(tiny_artifact, tmp_path,
     assert log.rstrip().endswith("stopped") and "Traceback" not in log, log
 
 
-def test_beyond_max_connections_requests_get_503_and_slow_uploads_take_no_queue_slot(tiny_artifact, tmp_path):
-    """Stalled uploads hold their connections; once --max-connections are open (the new one included), 503."""
+def test_stalled_uploads_beyond_max_in_flight_get_json_503_and_take_no_queue_slot(tiny_artifact, tmp_path):
+    """Stalled uploads hold their place in flight; the next POST gets the JSON 503 at once, GETs still answer."""
     import http.client
 
-    limit = 6  # the least for 1 worker and no queue is 1 + 0 + 4 = 5
-    options = ["--workers", "1", "--queue-size", "0", "--max-connections", str(limit)]
+    limit = 3
     held: list[http.client.HTTPConnection] = []
 
     def stall_an_upload() -> None:
         connection = http.client.HTTPConnection(host, port, timeout=30)
-        connection.request("GET", "/v1/health")  # answered: the server has this connection open
-        assert connection.getresponse().read()
-        connection.putrequest("POST", "/v1/predict")  # then a body that never finishes arriving
+        connection.putrequest("POST", "/v1/predict")  # a body that never finishes arriving
         connection.putheader("Content-Length", "1000")
         connection.endheaders(b'{"texts": ["turn off')
         held.append(connection)
 
-    with serving(tiny_artifact, tmp_path / "server.log", *options) as served:
+    limits = {"workers": 1, "queue_size": 0, "max_in_flight": limit, "max_connections": 10}
+    with serving(tiny_artifact, tmp_path / "server.log", limits=limits) as served:
         host, port = served.url.removeprefix("http://").rsplit(":", 1)
-        assert f"bytes per body, {limit} connections" in served.log.read_text()
-        assert httpx.get(f"{served.url}/v1/model").json()["limits"]["max_connections"] == limit
+        assert f"{limit} requests in flight, 10 connections" in served.log.read_text()
+        described = httpx.get(f"{served.url}/v1/model").json()["limits"]
+        assert (described["max_in_flight"], described["max_connections"]) == (limit, 10)
         try:
-            for _ in range(limit - 2):
+            for _ in range(limit):
                 stall_an_upload()
-            assert httpx.get(f"{served.url}/v1/health").status_code == 200  # the limit - 1th connection
-            stall_an_upload()
+            deadline = time.monotonic() + 30
+            while (health := httpx.get(f"{served.url}/v1/health").json())["in_flight"] < limit:
+                assert time.monotonic() < deadline, health
             refused = httpx.post(f"{served.url}/v1/predict", json={"text": "hi"})
-            assert refused.status_code == 503 and refused.text == "Service Unavailable", refused.text
-            assert refused.headers["connection"] == "close"
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1", refused.text
+            assert "--max-in-flight" in refused.json()["error"] and refused.json()["status"] == 503
         finally:
             for connection in held:
                 connection.close()
         deadline = time.monotonic() + 30
-        while (health := httpx.get(f"{served.url}/v1/health")).status_code != 200:  # until it sees them closed
-            assert time.monotonic() < deadline, health.text
-        assert health.json()["queue"]["depth"] == 0 and health.json()["completed"] == 0  # never admitted
+        while (health := httpx.get(f"{served.url}/v1/health").json())["in_flight"]:  # until it sees them gone
+            assert time.monotonic() < deadline, health
+        assert health["queue"]["depth"] == 0 and health["completed"] == 0 and health["rejected"] == 1, health
         assert post(served, {"text": "hi"}).status_code == 200
     log = served.log.read_text()
-    assert "Exceeded concurrency limit" in log
     assert "Traceback" not in log, "clients that left mid-upload are not errors of the server"
 
 

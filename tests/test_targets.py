@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from edgekit.errors import TargetError
-from edgekit.hostinfo import detect_host, parse_cpuinfo
-from edgekit.targets import list_targets, load_target
+from edgekit.targets.host import detect_host, parse_cpuinfo
+from edgekit.targets.profiles import list_targets, load_target
 
 REPO_TARGETS = Path(__file__).resolve().parents[1] / "targets"
 

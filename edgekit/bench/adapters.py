@@ -41,11 +41,11 @@ class ArtifactAdapter:
     def import_engine(path: Path) -> None:
         """Import the artifact's engine library, so cold start can tell import from load."""
         from edgekit.artifact import read_manifest
+        from edgekit.errors import ArtifactError
+        from edgekit.runtime.engines import get_engine
 
-        engine = read_manifest(path).engine
-        if engine in {"onnxruntime", "openvino"}:
-            with contextlib.suppress(ImportError):  # loading then says how to install it
-                importlib.import_module(engine)
+        with contextlib.suppress(ImportError, ArtifactError):  # loading then says what is wrong
+            importlib.import_module(get_engine(read_manifest(path).engine).module)
 
     def __init__(self, path: Path, threads: int, max_length: int | None = None, runtime_target: str | dict = "host"):
         from edgekit.runtime import EdgeModel  # max_length: the manifest's applies

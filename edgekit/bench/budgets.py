@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from edgekit.targets import Budgets
+from edgekit.targets.profiles import Budgets
 
 BUDGET_EXIT_CODE = 4
 

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from edgekit.bench.memcap import make_cgroup_cap
-from edgekit.bench.stats import LatencyStats, accuracy, agreement, macro_f1
+from edgekit.bench.stats import LatencyStats
 from edgekit.bench.worker import WorkerSpec
 from edgekit.data import TextDataset
 from edgekit.errors import EdgekitError
+from edgekit.metrics import accuracy, agreement, macro_f1
 
 _WORKER_TIMEOUT_S = 1800
 _worker_ids = itertools.count()

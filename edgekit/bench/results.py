@@ -12,15 +12,17 @@ from typing import Any
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
-from edgekit.hostinfo import detect_host
+from edgekit.targets.host import detect_host
 
 SCHEMA = "edgekit.bench/1"
-_LIBRARIES = ("onnxruntime", "numpy", "tokenizers", "torch", "transformers", "optimum", "openvino")
+_LIBRARIES = ("numpy", "tokenizers", "torch", "transformers", "optimum")  # besides every engine's own
 
 
 def library_versions() -> dict[str, str]:
+    from edgekit.runtime.engines import ENGINES
+
     versions = {}
-    for name in _LIBRARIES:
+    for name in (*[spec.module for spec in ENGINES.values()], *_LIBRARIES):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

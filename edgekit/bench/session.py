@@ -14,8 +14,8 @@ from edgekit.bench.budgets import BudgetVerdict, check_budgets
 from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.results import new_document
 from edgekit.data import PROBE_TEXTS, TextDataset, read_text_dataset
-from edgekit.emulation import target_run
-from edgekit.targets import load_target, runtime_defaults
+from edgekit.targets.emulation import target_run
+from edgekit.targets.profiles import load_target, runtime_defaults
 
 
 def benchmark_artifacts(

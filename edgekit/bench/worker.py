@@ -2,7 +2,7 @@
 
 Run as ``python -m edgekit.bench.worker SPEC.json OUT.json`` by the harness, never
 imported by a process that times anything else: ONNX Runtime's spinning intra-op threads
-would otherwise steal cores from the next variant (STACK-NOTES: a 5.9x slow-down).
+would otherwise steal cores from the next variant (docs/stack-findings.md: a 5.9x slow-down).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekit.convert.recipe import ExportSpec
+from edgekit.convert.sources import LoadedSource
 from edgekit.export.graph import ExportedGraph, describe_onnx
-from edgekit.recipe import ExportSpec
-from edgekit.sources import LoadedSource
 
 __all__ = ["ExportedGraph", "export_onnx"]
 

@@ -1,7 +1,7 @@
 """ONNX export through ``torch.onnx.export(dynamo=True)``.
 
 Parity is as good as Optimum's, but ORT fuses less of this graph (no Attention fusion),
-so it is 5-15% slower at sequence 128 on CPU (STACK-NOTES); it is the fallback.
+so it is 5-15% slower at sequence 128 on CPU (docs/stack-findings.md); it is the fallback.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from edgekit.convert.sources import LoadedSource
 from edgekit.errors import ExportError
-from edgekit.sources import LoadedSource
 
 _EXAMPLE_TEXTS = ["a short example", "a somewhat longer example sentence for tracing dynamic shapes"]
 

@@ -7,8 +7,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from edgekit.convert.sources import LoadedSource
 from edgekit.errors import ExportError
-from edgekit.sources import LoadedSource
 
 
 def export_with_optimum(source: LoadedSource, workdir: Path, opset: int | None) -> Path:

@@ -2,7 +2,7 @@
 
 Converting from the ONNX file rather than from the PyTorch module: in this stack
 ``ov.convert_model(nn.Module)`` produced a broken IR (renamed inputs, failing shape
-inference), while conversion from ONNX matched PyTorch to ~6e-6 (STACK-NOTES).
+inference), while conversion from ONNX matched PyTorch to ~6e-6 (docs/stack-findings.md).
 """
 
 from __future__ import annotations

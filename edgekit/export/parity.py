@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.convert.sources import LoadedSource
 from edgekit.data import PROBE_TEXTS
-from edgekit.sources import LoadedSource
 
 __all__ = ["PROBE_TEXTS", "ParityReport", "check_parity", "pick_parity_texts"]
 

@@ -1,6 +1,6 @@
 """ONNX Runtime quantizers: dynamic INT8, static QDQ INT8 with calibration, and FP16.
 
-Defaults come from measurements on MiniLM/SST-2 (STACK-NOTES and benchmarks/README.md):
+Defaults come from measurements on MiniLM/SST-2 (docs/stack-findings.md and benchmarks/README.md):
 per-channel weights keep agreement with FP32 at 0.95+ where per-tensor gives 0.90;
 ``reduce_range`` alone costs several points, so it is only used with per-channel, and only
 where the ISA has no VNNI-style instructions.
@@ -84,7 +84,7 @@ def quantize_static_int8(
             raise ExportError(f"ONNX Runtime static quantization failed: {exc}") from exc
 
 
-def convert_fp16(source: Path, target: Path) -> None:
+def convert_fp16(source: Path, target: Path, keep_io_types: bool = True) -> None:
     """FP16 weights and arithmetic, inputs and outputs kept in their original types.
 
     For GPU and NPU execution providers; ONNX Runtime's CPU provider runs many FP16 ops
@@ -94,7 +94,7 @@ def convert_fp16(source: Path, target: Path) -> None:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     try:
-        model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+        model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=keep_io_types)
         onnx.save(model, str(target))
     except Exception as exc:
         raise ExportError(f"FP16 conversion failed: {exc}") from exc

@@ -23,10 +23,12 @@ from edgekit.artifact import is_bundle, read_summary
 from edgekit.errors import InputError
 from edgekit.runtime import EdgeModel, Prediction
 from edgekit.serve.admission import BoundedPool, QueueFull
+from edgekit.serve.connections import ConnectionGate
+from edgekit.serve.inflight import RETRY_AFTER_S, InFlightLimit
 from edgekit.serve.limits import ServeLimits
 from edgekit.serve.payload import PayloadError, parse_predict_body
 
-RETRY_AFTER_S = 1
+BODY_TIMEOUT_S = 30.0  # a body still arriving after this gets 408: a stalled upload must not hold its place
 ROUTES = "POST /v1/predict, GET /v1/health and GET /v1/model"
 
 
@@ -55,8 +57,17 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
-def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo) -> FastAPI:
+def model_max_length(model: EdgeModel) -> int:
+    """Tokens per text the model reads (the manifest's truncation length)."""
+    return int(model.manifest.tokenizer["max_length"])
+
+
+def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo, gate: ConnectionGate | None = None) -> FastAPI:
+    max_length = model_max_length(model)
+    limits = limits.for_model(max_length)
+    rows_per_call = limits.rows_per_call(max_length)
     pool = BoundedPool(limits.workers, limits.queue_size)
+    in_flight = InFlightLimit(limits.max_in_flight, gate)
     started = time.monotonic()
     labels = model.labels
     model_document = {
@@ -74,18 +85,24 @@ def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo) -> FastAP
     # reach, and docs/runtime.md describes the API.
     app = FastAPI(title="edgekit serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.pool = pool
+    app.state.in_flight = in_flight
+    app.state.limits = limits  # with max_text_chars resolved
+    app.add_middleware(in_flight.wrapping)  # type: ignore[arg-type]  # any callable(app) -> ASGI app
 
     @app.post("/v1/predict")
     async def predict(request: Request) -> JSONResponse:
         try:
             parsed = parse_predict_body(await read_capped_body(request, limits.max_body_bytes), limits)
             # From here, not before the body is read: a slow upload is the client's time, not queueing.
-            future = pool.submit(_timed_predict, model, parsed.texts, time.perf_counter())
+            future = pool.submit(_timed_predict, model, parsed.texts, rows_per_call, time.perf_counter())
         except PayloadError as exc:
             return error_response(exc.status, exc.message)
         except QueueFull as exc:
             message = f"The server is busy: {exc} Retry after {RETRY_AFTER_S} s."
             return error_response(503, message, {"Retry-After": str(RETRY_AFTER_S)})
+        except TimeoutError:
+            return error_response(408, f"The request body did not arrive within {BODY_TIMEOUT_S:.0f} s; send it "
+                                       "at once, or check the network.", {"Connection": "close"})  # fmt: skip
         try:
             predictions, queue_s, inference_s = await asyncio.wrap_future(future)
         except InputError as exc:  # the payload checks should have caught it; still the client's input
@@ -100,8 +117,10 @@ def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo) -> FastAP
         stats = pool.stats()
         queue = {"running": stats.running, "waiting": stats.waiting, "depth": stats.running + stats.waiting,
                  "capacity": stats.capacity, "workers": limits.workers}  # fmt: skip
-        return {"status": "ok", "model_loaded": True, "queue": queue, "completed": stats.completed,
-                "rejected": stats.rejected, "uptime_s": round(time.monotonic() - started, 1)}  # fmt: skip
+        return {"status": "ok", "model_loaded": True, "queue": queue, "in_flight": in_flight.in_flight,
+                "completed": stats.completed, "rejected": stats.rejected + in_flight.refused,
+                "connections": gate.open if gate else None,
+                "uptime_s": round(time.monotonic() - started, 1)}  # fmt: skip
 
     @app.get("/v1/model")
     async def model_info() -> dict[str, Any]:
@@ -127,8 +146,8 @@ def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo) -> FastAP
     return app
 
 
-async def read_capped_body(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it passes ``limit`` bytes.
+async def read_capped_body(request: Request, limit: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
+    """The body, refused as soon as it passes ``limit`` bytes; ``TimeoutError`` if it takes over ``timeout_s``.
 
     Content-Length is only a hint: a chunked upload has none, so the bytes are counted as they arrive.
     """
@@ -138,8 +157,16 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
+    deadline = time.monotonic() + timeout_s
+    stream = request.stream().__aiter__()
     try:
-        async for chunk in request.stream():
+        while True:
+            try:  # wait_for, not asyncio.timeout: Python 3.10 is supported
+                chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - time.monotonic()))
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:  # an alias of TimeoutError from 3.11 only
+                raise TimeoutError from None
             body += chunk
             if len(body) > limit:
                 raise too_large
@@ -153,8 +180,15 @@ def prediction_json(prediction: Prediction, labels: Sequence[str]) -> dict[str, 
             "scores": dict(zip(labels, prediction.scores, strict=True))}  # fmt: skip
 
 
-def _timed_predict(model: EdgeModel, texts: list[str], submitted: float) -> tuple[list[Prediction], float, float]:
-    """Runs on a pool thread: the predictions, the time from admission to a worker starting, and inference time."""
+def _timed_predict(model: EdgeModel, texts: list[str], rows_per_call: int,
+                   submitted: float) -> tuple[list[Prediction], float, float]:  # fmt: skip
+    """Runs on a pool thread: the predictions, the time from admission to a worker starting, and inference time.
+
+    The texts go through the model ``rows_per_call`` at a time: one padded batch of 64 texts of 512
+    tokens peaked at 2.3 GB (and kept it); calls of at most ``--max-batch-tokens`` padded tokens bound it.
+    """
     start = time.perf_counter()
-    predictions = model.predict_batch(texts)
+    predictions: list[Prediction] = []
+    for first in range(0, len(texts), rows_per_call):
+        predictions += model.predict_batch(texts[first : first + rows_per_call])
     return predictions, start - submitted, time.perf_counter() - start

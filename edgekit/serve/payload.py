@@ -59,7 +59,7 @@ def parse_predict_body(body: bytes, limits: ServeLimits) -> PredictRequest:
         what = "both" if given else "neither"
         raise PayloadError(422, f"Send exactly one of 'text' and 'texts' (got {what}): {EXAMPLE}.")
     if "text" in document:
-        return PredictRequest([_check_text(document["text"], "text", limits)], single=True)
+        return _check_total(PredictRequest([_check_text(document["text"], "text", limits)], single=True), limits)
     texts = document["texts"]
     if not isinstance(texts, list):
         raise PayloadError(422, f"'texts' must be an array of strings, not {json_type(texts)}.")
@@ -70,7 +70,19 @@ def parse_predict_body(body: bytes, limits: ServeLimits) -> PredictRequest:
             422, f"'texts' has {len(texts)} items; this server takes at most {limits.max_texts} per request "
             "(--max-texts). Split them over several requests."
         )  # fmt: skip
-    return PredictRequest([_check_text(t, f"texts[{i}]", limits) for i, t in enumerate(texts)], single=False)
+    checked = [_check_text(t, f"texts[{i}]", limits) for i, t in enumerate(texts)]
+    return _check_total(PredictRequest(checked, single=False), limits)
+
+
+def _check_total(request: PredictRequest, limits: ServeLimits) -> PredictRequest:
+    """All the texts together: what bounds the time one request takes (inference is per token)."""
+    total = sum(map(len, request.texts))
+    if total > limits.max_request_chars:
+        raise PayloadError(
+            422, f"The request holds {total:,} characters of text in all; this server takes at most "
+            f"{limits.max_request_chars:,} per request (--max-request-chars). Split them over several requests."
+        )  # fmt: skip
+    return request
 
 
 def _check_text(value: Any, where: str, limits: ServeLimits) -> str:
@@ -78,9 +90,10 @@ def _check_text(value: Any, where: str, limits: ServeLimits) -> str:
         raise PayloadError(422, f"{where} must be a string, not {json_type(value)}.")
     if not value.strip():
         raise PayloadError(422, f"{where} is empty or whitespace; send some text to classify.")
-    if len(value) > limits.max_text_chars:
+    max_chars = limits.max_text_chars or limits.max_request_chars  # None until resolved from the model
+    if len(value) > max_chars:
         raise PayloadError(
-            422, f"{where} has {len(value):,} characters; this server takes at most {limits.max_text_chars:,} "
+            422, f"{where} has {len(value):,} characters; this server takes at most {max_chars:,} "
             "(--max-text-chars). The model reads only its first tokens anyway: send a shorter text."
         )  # fmt: skip
     if not value.isascii():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,24 +17,33 @@ import uvicorn
 from edgekit.runtime import EdgeModel
 from edgekit.serve.admission import BoundedPool
 from edgekit.serve.app import ModelInfo, create_app
+from edgekit.serve.connections import ConnectionGate
 from edgekit.serve.limits import ServeError, ServeLimits
+from edgekit.serve.protocol import EdgeH11Protocol
 
 log = logging.getLogger("edgekit.serve")
 GRACEFUL_SHUTDOWN_S = 30  # after this, requests still running are cancelled so the process can exit
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this, freeing its place under --max-connections
+BACKLOG = 2048  # clients beyond --max-connections wait here, in the kernel (capped by net.core.somaxconn)
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, reporting the address it really bound (``--port 0``) and when it stops."""
+    """uvicorn's server, accepting through ``gate``, reporting the address it bound (``--port 0``) and its stop."""
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[str], None], on_stopping: Callable[[], None]):
+    def __init__(self, config: uvicorn.Config, gate: ConnectionGate, on_started: Callable[[str], None],
+                 on_stopping: Callable[[], None]):  # fmt: skip
         super().__init__(config)
+        self._gate = gate
         self._on_started = on_started
         self._on_stopping = on_stopping
 
     async def startup(self, sockets: list | None = None) -> None:
         await super().startup(sockets)
+        if self.started and sockets:
+            make = functools.partial(self.config.http_protocol_class, config=self.config,
+                                     server_state=self.server_state, app_state=self.lifespan.state)  # fmt: skip
+            self._gate.install(sockets, make)
         if self.started:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             self._on_started(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
@@ -48,15 +59,18 @@ def run_server(artifact: Path, host: str, port: int, threads: int | None, limits
     model = EdgeModel.load(artifact, threads=threads)
     threads = model.settings.threads  # the caller's, else the artifact's target's (None: the engine's)
     info = ModelInfo.describe(artifact, model, threads)
-    app = create_app(model, limits, info)
+    gate = ConnectionGate(limits.max_connections)
+    app = create_app(model, limits, info, gate)
     pool: BoundedPool = app.state.pool
+    limits = app.state.limits  # max_text_chars resolved from the model's max_length
 
     def started(url: str) -> None:
         log.info(
             "edgekit serve listening on %s: %s; %d worker(s) x %s thread(s), queue %d; at most %d texts, "
-            "%d chars per text, %d bytes per body, %d connections",
+            "%d chars per text, %d chars per request, %d bytes per body, %d requests in flight, %d connections",
             url, info.summary(model), limits.workers, threads or "default", limits.queue_size, limits.max_texts,
-            limits.max_text_chars, limits.max_body_bytes, limits.max_connections,
+            limits.max_text_chars, limits.max_request_chars, limits.max_body_bytes, limits.max_in_flight,
+            limits.max_connections,
         )  # fmt: skip
         if not _is_loopback(host):
             log.warning("listening beyond this machine (%s): the API has no authentication; keep it behind a "
@@ -68,22 +82,24 @@ def run_server(artifact: Path, host: str, port: int, threads: int | None, limits
         log.info("stopping: no new connections; finishing %d admitted request(s) (at most %d s)", depth,
                  GRACEFUL_SHUTDOWN_S)  # fmt: skip
 
-    # limit_concurrency bounds the memory of uploads: each open connection may be reading a body of up
-    # to --max-body-bytes, admitted or not; a request arriving while that many connections are open (its
-    # own included) gets uvicorn's plain-text 503. uvicorn has no timeout for reading a request's headers
-    # or body (timeout_keep_alive applies only between requests), so a client that stalls mid-request
-    # holds its connection until it goes away: this bound caps how many can, a proxy in front can time
-    # them out.
+    # No limit_concurrency: uvicorn's counts open connections and answers every request beyond it with a
+    # plain-text 503, so more clients than the limit were all refused. Connections are bounded by the gate
+    # (beyond, clients wait in the listen backlog), bodies by --max-in-flight x --max-body-bytes, a request's
+    # headers by h11 (16 KiB) and a header timeout, and uvicorn buffers at most 64 KiB of a body no one reads.
+    # Our h11 protocol and the asyncio loop are chosen, not "auto": httptools or uvloop, if installed,
+    # would bypass the JSON protocol errors and the gate. No WebSockets: the API has none.
     config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None, access_log=access_log,
                             server_header=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-                            limit_concurrency=limits.max_connections, timeout_keep_alive=KEEP_ALIVE_S)  # fmt: skip
-    server = _Server(config, started, stopping)
+                            timeout_keep_alive=KEEP_ALIVE_S, http=EdgeH11Protocol, loop="asyncio", ws="none",
+                            backlog=BACKLOG)  # fmt: skip
+    server = _Server(config, gate, started, stopping)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown through the handlers in place
     # before it ran (SIGTERM's default kills the process with status 143, SIGINT's raises
     # KeyboardInterrupt). A graceful stop is a success, so those handlers are no-ops meanwhile.
     previous = {sig: signal.signal(sig, _stopped_gracefully) for sig in _STOP_SIGNALS}
+    listening = _bind(host, port)  # ours, so that the gate can accept on it
     try:
-        server.run()
+        server.run(sockets=[listening])
     except SystemExit:  # uvicorn exits when it cannot bind; say it as a user error with the fix
         if server.started:
             raise
@@ -93,6 +109,24 @@ def run_server(artifact: Path, host: str, port: int, threads: int | None, limits
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("stopped")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket for ``host:port``, or the reason in one line."""
+    try:
+        address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(address[0], socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ServeError(f"Could not listen on {host}:{port}: {exc}; pass an address of this machine.") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait for TIME_WAIT
+        sock.bind(address[4])
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        raise ServeError(f"Could not listen on {host}:{port}: {reason}; choose another --port (0: any free one) "
+                         "or --host.") from None  # fmt: skip
+    return sock
 
 
 def _stopped_gracefully(sig: int, frame: FrameType | None) -> None:

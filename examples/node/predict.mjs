@@ -9,8 +9,7 @@
 // Hugging Face tokenizer.json files). Works on Node 18 and later.
 
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { lstat, readFile, realpath } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -26,16 +25,69 @@ export class ArtifactError extends Error {}
 
 // ---- Steps 1 and 2: the manifest and the integrity check -------------------------------
 
-async function sha256File(file) {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk);
-  return hash.digest("hex");
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+const isObject = (value) => typeof value === "object" && value !== null && !Array.isArray(value);
+const REEXPORT = "re-export the artifact (and do not load an artifact you did not make)";
+
+/**
+ * `relative` as a path inside `dir`, by the rules of docs/artifact-format.md ("Paths"): a plain
+ * relative `/`-separated path (no `..`, `.`, empty part, `\\`, `:` or NUL), with no symbolic link
+ * on the way, that resolves inside the folder. A name that breaks them is refused, never fixed.
+ */
+async function confinedPath(dir, relative, what) {
+  const parts = typeof relative === "string" ? relative.split("/") : [];
+  if (!relative || parts.some((p) => p === "" || p === "." || p === "..") || /[\\:\0]/.test(relative)) {
+    const shown = JSON.stringify(relative);
+    throw new ArtifactError(`${what} ${shown} is not a plain path inside the artifact folder; ${REEXPORT}.`);
+  }
+  let current = dir;
+  for (const part of parts) {
+    current = path.join(current, part);
+    if ((await lstat(current).catch(() => null))?.isSymbolicLink()) {
+      throw new ArtifactError(`${what} ${relative} goes through a symbolic link; ${REEXPORT}.`);
+    }
+  }
+  const root = await realpath(dir);
+  const real = await realpath(current).catch(() => null); // missing: reported by the caller
+  if (real !== null && !real.startsWith(root + path.sep)) {
+    throw new ArtifactError(`${what} ${relative} resolves outside the artifact folder; ${REEXPORT}.`);
+  }
+  return current;
+}
+
+/** The fields this reader uses, with the types it needs: anything else is one clear error. */
+function checkManifest(manifest, dir) {
+  const bad = (field) => new ArtifactError(`${dir}/manifest.json is malformed: ${field}; ${REEXPORT}.`);
+  const labels = manifest.labels;
+  if (!Array.isArray(labels) || labels.length === 0 || !labels.every((l) => typeof l === "string" && l)) {
+    throw bad("labels must be a non-empty list of strings");
+  }
+  const files = manifest.files;
+  if (!isObject(files) || !Object.values(files).every((h) => typeof h === "string" && /^[0-9a-f]{64}$/.test(h))) {
+    throw bad("files must map paths to sha256 hex digests");
+  }
+  const t = manifest.tokenizer;
+  const positive = (n, least) => Number.isInteger(n) && n >= least;
+  if (!isObject(t) || !positive(t.max_length, 1) || !positive(t.pad_id, 0)) {
+    throw bad("tokenizer must have a file, a positive max_length and a pad_id");
+  }
+  for (const key of ["inputs", "outputs"]) {
+    if (!Array.isArray(manifest[key]) || manifest[key].length === 0 || !manifest[key].every(isObject)) {
+      throw bad(`${key} must be a non-empty list of {name, dtype, shape}`);
+    }
+  }
 }
 
 /** Read manifest.json, refuse an unknown format version or engine, and verify every file. */
 export async function loadManifest(dir) {
+  return (await loadVerified(dir)).manifest;
+}
+
+/** The checked manifest and the verified bytes of the files this reader uses (see verifyFiles). */
+async function loadVerified(dir) {
   let manifest;
   try {
+    if ((await lstat(path.join(dir, "manifest.json"))).isSymbolicLink()) throw new Error("it is a symbolic link");
     manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8"));
   } catch (error) {
     throw new ArtifactError(
@@ -43,6 +95,7 @@ export async function loadManifest(dir) {
         "(for a bundle with summary.json, one of the variant folders it lists under locations).",
     );
   }
+  if (!isObject(manifest)) throw new ArtifactError(`${dir}/manifest.json is not a JSON object; ${REEXPORT}.`);
   if (manifest.format_version !== FORMAT_VERSION) {
     throw new ArtifactError(
       `Artifact format version ${JSON.stringify(manifest.format_version)} is not supported ` +
@@ -55,27 +108,35 @@ export async function loadManifest(dir) {
         "artifacts (convert one with the default variant, or pick an onnx-* variant of a bundle).",
     );
   }
-  await verifyFiles(dir, manifest);
-  return manifest;
+  checkManifest(manifest, dir);
+  return { manifest, verified: await verifyFiles(dir, manifest) };
 }
 
-/** Compare each file's sha256 with `files` (which lists every file except manifest.json). */
+/**
+ * Compare each file's sha256 with `files` (which lists every file except manifest.json).
+ * Returns the verified bytes of the model and the tokenizer: the reader uses exactly what it
+ * hashed (nothing is opened again, so a file swapped after the check is never used, and ONNX
+ * Runtime, given bytes, opens no file of its own).
+ */
 async function verifyFiles(dir, manifest) {
-  const files = manifest.files ?? {};
+  const files = manifest.files;
   if (Object.keys(files).length === 0) throw new ArtifactError(`${dir}/manifest.json lists no file hashes.`);
   // Everything this reader loads must be covered by a hash, or a swapped file would go unnoticed.
-  for (const needed of [manifest.model_file, manifest.tokenizer.file]) {
-    if (!Object.hasOwn(files, needed)) throw new ArtifactError(`manifest.json has no sha256 for ${needed}.`);
+  const needed = [manifest.model_file, manifest.tokenizer.file];
+  for (const name of needed) {
+    if (!Object.hasOwn(files, name)) throw new ArtifactError(`manifest.json has no sha256 for ${name}; ${REEXPORT}.`);
   }
   const problems = [];
+  const verified = new Map();
   for (const [relative, expected] of Object.entries(files)) {
-    const file = path.resolve(dir, relative);
-    if (path.isAbsolute(relative) || !file.startsWith(path.resolve(dir) + path.sep)) {
-      problems.push(`${relative} is outside the artifact folder`);
-    } else if (!(await stat(file).catch(() => null))?.isFile()) {
+    const file = await confinedPath(dir, relative, "File");
+    const bytes = await readFile(file).catch(() => null);
+    if (bytes === null) {
       problems.push(`${relative} is missing`);
-    } else if ((await sha256File(file)) !== expected) {
+    } else if (sha256(bytes) !== expected) {
       problems.push(`${relative} does not match its sha256 in manifest.json`);
+    } else if (needed.includes(relative)) {
+      verified.set(relative, bytes);
     }
   }
   if (problems.length > 0) {
@@ -84,6 +145,7 @@ async function verifyFiles(dir, manifest) {
         "A file was changed after packaging; re-export the artifact.",
     );
   }
+  return verified;
 }
 
 // ---- Step 3: tokenization -----------------------------------------------------------------
@@ -159,20 +221,21 @@ function fixBertNormalizer(tokenizer, config) {
 
 /** Load an artifact folder: its manifest, `encode(texts)` (the model inputs) and `classify(texts)`. */
 export async function loadArtifact(dir) {
-  const manifest = await loadManifest(dir);
+  const { manifest, verified } = await loadVerified(dir);
   for (const input of manifest.inputs) {
     if (!Object.hasOwn(INPUT_COLUMNS, input.name) || input.dtype !== "int64") {
       throw new ArtifactError(`Unsupported model input ${input.name} (${input.dtype}).`);
     }
   }
-  const tokenizerJson = JSON.parse(await readFile(path.join(dir, manifest.tokenizer.file), "utf8"));
+  const tokenizerJson = JSON.parse(verified.get(manifest.tokenizer.file).toString("utf8"));
   const encodeBatch = makeEncoder(tokenizerJson, manifest.tokenizer);
   const options = {
     graphOptimizationLevel: "all", // ORT fuses attention and layer norm at load time
     executionMode: "sequential",
     interOpNumThreads: 1,
   };
-  const session = await ort.InferenceSession.create(path.join(dir, manifest.model_file), options).catch((error) => {
+  const model = verified.get(manifest.model_file); // the hashed bytes, not a path to re-open
+  const session = await ort.InferenceSession.create(model, options).catch((error) => {
     throw new ArtifactError(`ONNX Runtime could not load ${manifest.model_file}: ${error.message}`);
   });
   const outputName = manifest.outputs[0].name; // "logits"

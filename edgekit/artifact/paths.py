@@ -1,0 +1,76 @@
+"""Confinement: the only way runtime code turns a manifest's names into paths."""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+
+from edgekit.artifact.manifest import _FIX, MANIFEST_NAME, Manifest, check_relative_path
+from edgekit.artifact.onnx_scan import onnx_external_data
+from edgekit.errors import ArtifactError
+
+# ---------------------------------------------------------------------------------------------
+# Confinement: every file the runtime opens is a regular file inside the artifact folder,
+# reached without following a symbolic link, and (for manifests) listed in `files`.
+
+
+def confined_path(root: Path | str, rel: str, what: str = "Path") -> Path:
+    """``root/rel``, resolved, after checking that no part of it below ``root`` is a symbolic link
+    and that it resolves inside ``root`` (which may itself be reached through links: the caller chose it)."""
+    base = Path(root)
+    path = base
+    for part in check_relative_path(rel, what).split("/"):
+        path = path / part
+        if path.is_symlink():
+            raise ArtifactError(
+                f"{what} {rel!r} in {base} goes through a symbolic link ({path.name}); artifacts hold plain "
+                "files only, so a link could point anywhere. Copy the real files in, or re-export."
+            )
+    resolved, inside = path.resolve(), base.resolve()
+    if resolved != inside and inside not in resolved.parents:  # e.g. a junction or bind mount
+        raise ArtifactError(f"{what} {rel!r} resolves to {resolved}, outside {inside}; {_FIX}.")
+    return resolved
+
+
+def artifact_file(root: Path | str, manifest: Manifest, rel: str) -> Path:
+    """The path of a file the manifest lists: confined to the folder, a regular file, never a link.
+
+    The one way runtime code turns a manifest's names into paths. ``load_manifest`` (verify=True)
+    has checked its sha256; a file the manifest does not list is refused (no hash covers it).
+    """
+    if rel not in manifest.files:
+        raise ArtifactError(
+            f"{rel!r} is not listed in {MANIFEST_NAME} `files`, so no hash covers it and the runtime "
+            f"will not open it; {_FIX}."
+        )
+    path = confined_path(root, rel, "Artifact file")
+    if not path.is_file():
+        raise ArtifactError(f"{rel} is missing from artifact {root} (or is not a regular file); {_FIX}.")
+    return path
+
+
+def model_file_path(root: Path | str, manifest: Manifest) -> Path:
+    """``model_file`` via ``artifact_file``, after checking the files the engine reads beside it
+    (OpenVINO's .bin, ONNX external data) the same way: listed, hashed, confined."""
+    path = artifact_file(root, manifest, manifest.model_file)
+    folder = posixpath.dirname(manifest.model_file)
+    if manifest.model_file.endswith(".xml"):
+        artifact_file(root, manifest, manifest.model_file[: -len(".xml")] + ".bin")
+    else:
+        for location in onnx_external_data(path):
+            check_relative_path(location, f"External data of {manifest.model_file}")
+            artifact_file(root, manifest, posixpath.join(folder, location) if folder else location)
+    return path
+
+
+def _read_plain_file(folder: Path, name: str) -> bytes:
+    """A file directly in ``folder`` (manifest.json, summary.json), refused when it is a link."""
+    path = folder / name
+    if path.is_symlink():
+        raise ArtifactError(f"{path} is a symbolic link; an artifact's {name} must be a plain file: {_FIX}.")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(
+            f"{path} cannot be read ({exc.strerror or exc}); check the folder and its permissions."
+        ) from None

@@ -1,0 +1,50 @@
+"""`edgekit serve`: an artifact over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgekit.cli.common import user_errors
+
+
+@user_errors
+def serve(
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder, or a multi-variant folder (its recommended one).")],
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one, logged at start).")] = 8000,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Threads per inference (default: the artifact's target's).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Inferences that run at once.")] = 1,
+    queue_size: Annotated[int, typer.Option(min=0, help="Requests that may wait for a worker; beyond: 503.")] = 16,
+    max_texts: Annotated[int, typer.Option(min=1, help="Texts per request.")] = 64,
+    max_text_chars: Annotated[int, typer.Option(min=1, help="Characters per text.")] = 10_000,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Request body size.")] = 1_048_576,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections; beyond: 503. At least workers + queue-size + 4.")
+    ] = 64,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
+) -> None:
+    """Serve an artifact over HTTP: `POST /v1/predict`, `GET /v1/health`, `GET /v1/model` (JSON).
+
+    Inference runs on `--workers` threads; when they are busy and `--queue-size` requests already
+    wait, the next one gets 503 with Retry-After (any request gets a plain 503 while
+    `--max-connections` connections are open). Oversized or malformed requests get a 4xx with a message. SIGTERM or
+    Ctrl+C finishes the requests in flight and exits 0. Needs the `serve` extra:
+    `pip install 'edgekit[serve]'`. API: docs/runtime.md.
+
+    **Examples:**
+
+    `edgekit serve artifacts/my-bert`
+
+    `edgekit serve artifacts/my-bert --host 0.0.0.0 --port 8080 --threads 2 --workers 2 --queue-size 32`
+
+    `curl -s localhost:8000/v1/predict -d '{"texts": ["turn off the lights", "play some jazz"]}'`
+    """
+    from edgekit.serve import ServeLimits, serve_artifact
+
+    limits = ServeLimits(workers, queue_size, max_texts, max_text_chars, max_body_bytes, max_connections)
+    serve_artifact(artifact, host, port, threads, limits, access_log)

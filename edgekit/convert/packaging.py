@@ -1,0 +1,105 @@
+"""Package what the exporter wrote into an artifact: tokenizer, manifest, parity gate.
+
+The reference (FP32 ONNX) is checked against PyTorch through the runtime itself, so a
+tokenizer difference fails the gate as well as a graph difference. Variants reuse the
+reference's tokenizer and manifest fields (``package_variant``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__
+from edgekit.artifact import Manifest, read_manifest
+from edgekit.convert.recipe import Recipe
+from edgekit.convert.sources import LoadedSource
+from edgekit.convert.variants import VariantKind
+from edgekit.errors import ParityError
+from edgekit.export import export_onnx
+from edgekit.export.parity import ParityReport, check_parity
+from edgekit.outputs import seal
+from edgekit.progress import Reporter
+from edgekit.targets.profiles import TargetProfile, runtime_defaults
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def build_reference(
+    source: LoadedSource,
+    folder: Path,
+    recipe: Recipe,
+    target: TargetProfile,
+    parity_texts: list[str],
+    reporter: Reporter,
+    distillation: dict[str, Any] | None = None,
+) -> Manifest:
+    folder.mkdir(parents=True, exist_ok=True)
+    with reporter.stage(f"Exporting ONNX ({recipe.export.exporter})"):
+        graph = export_onnx(source, folder, recipe.export)
+    with reporter.stage("Packaging the artifact"):
+        manifest = package_reference(source, folder, graph, recipe, target)
+        if distillation is not None:
+            manifest.metrics["distillation"] = distillation
+    with reporter.stage(f"Checking parity on {len(parity_texts)} real texts"):
+        report = check_parity(source, folder, parity_texts, recipe.parity.batch_sizes, recipe.parity.atol)
+        manifest.parity = report.to_dict()
+        seal(folder, manifest)
+    reporter.note(describe_parity(report))
+    if not report.passed:
+        raise ParityError(
+            f"The exported model does not match PyTorch: max |Δlogit| {report.max_abs_diff:.3e} "
+            f"(allowed {report.atol:.1e}), {report.tokenizer_mismatches} tokenizer mismatches. "
+            "Nothing was written. Try the other exporter (--exporter), or raise parity.atol in the "
+            "recipe if this difference is acceptable for your use."
+        )
+    return manifest
+
+
+def describe_parity(report: ParityReport) -> str:
+    return (
+        f"parity: max |Δlogit| {report.max_abs_diff:.2e} (allowed {report.atol:.0e}), "
+        f"label agreement {report.label_agreement:.3f}, token lengths {report.token_lengths}"
+    )
+
+
+def package_reference(source: LoadedSource, staging: Path, graph, recipe: Recipe, target: TargetProfile) -> Manifest:
+    tokenizer = source.tokenizer
+    tokenizer.backend_tokenizer.save(str(staging / TOKENIZER_FILE))
+    max_length = min(recipe.export.max_length or source.max_length, source.max_length)
+    manifest = Manifest(
+        task=source.task,
+        labels=source.labels,
+        engine="onnxruntime",
+        precision="fp32",
+        model_file=graph.model_path.name,
+        inputs=graph.inputs,
+        outputs=graph.outputs,
+        tokenizer={
+            "file": TOKENIZER_FILE,
+            "max_length": max_length,
+            "pad_id": tokenizer.pad_token_id,
+            "pad_token": tokenizer.pad_token,
+            "truncation_side": tokenizer.truncation_side,
+        },
+        source=source.info,
+        recipe_hash=recipe.content_hash(),
+        edgekit_version=__version__,
+        target=target.name,
+        exporter=f"{graph.exporter} (opset {graph.opset})",
+        runtime=runtime_defaults(target),
+        batch_invariant=True,  # FP32 graph: a row's logits do not depend on its batch-mates (padding is masked)
+    )
+    return seal(staging, manifest)
+
+
+def package_variant(reference_dir: Path, folder: Path, kind: VariantKind, model_file: str) -> Manifest:
+    """A variant's artifact: its model file(s) plus the reference's tokenizer and manifest fields."""
+    reference = read_manifest(reference_dir)
+    shutil.copy2(reference_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+    fields = {**reference.__dict__, "engine": kind.engine, "precision": kind.precision, "model_file": model_file,
+              "batch_invariant": kind.batch_invariant}  # fmt: skip
+    kept = {k: v for k, v in reference.metrics.items() if k == "distillation"}  # a property of the weights
+    fields.update(parity=None, metrics=kept, notes=[], files={})
+    return seal(folder, Manifest(**fields))

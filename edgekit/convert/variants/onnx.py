@@ -1,0 +1,110 @@
+"""ONNX variants run by ONNX Runtime: the FP32 reference, dynamic and static INT8, FP16."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from edgekit.convert.variants.registry import REFERENCE, BuildContext, BuildOutput, VariantKind, VariantOptions
+
+
+class OnnxFp32(VariantKind):
+    """The exported graph itself: every other variant is built from it and gated against it."""
+
+    name = REFERENCE
+    engine = "onnxruntime"
+    precision = "fp32"
+    description = "ONNX export, FP32 (the reference)"
+    strict_parity = True
+    quickstart_roles = ("teacher", "student")
+
+
+class IntegerOptions(VariantOptions):
+    per_channel: bool | None = Field(None, description="None: the target profile's choice")
+    reduce_range: bool | None = Field(None, description="None: the target profile's choice")
+
+
+def _integer_defaults(recipe: Any) -> dict[str, Any]:
+    section = recipe.quantization
+    return {"per_channel": section.per_channel, "reduce_range": section.reduce_range}
+
+
+class OrtInt8Dynamic(VariantKind):
+    name = "ort-int8-dynamic"
+    engine = "onnxruntime"
+    precision = "int8"
+    description = "ORT dynamic INT8"
+    # Activation scales are computed at run time over the whole (padded) batch, so a row's
+    # score moved by up to 0.17 with its batch-mates: the runtime runs it row by row.
+    batch_invariant = False
+    quickstart_roles = ("teacher", "student")
+    Options = IntegerOptions
+
+    def recipe_defaults(self, recipe: Any) -> dict[str, Any]:
+        return _integer_defaults(recipe)
+
+    def build(self, ctx: BuildContext, folder: Path, options: IntegerOptions) -> BuildOutput:
+        from edgekit.quantize.ort import quantize_dynamic_int8
+
+        per_channel, reduce_range = ctx.per_channel(options.per_channel), ctx.reduce_range(options.reduce_range)
+        quantize_dynamic_int8(ctx.reference_onnx, folder / "model.onnx", per_channel, reduce_range)
+        return BuildOutput("model.onnx", {"per_channel": per_channel, "reduce_range": reduce_range})
+
+
+class StaticOptions(IntegerOptions):
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    # MatMul-only: all-op static QDQ kept only 0.66-0.76 agreement with FP32 (docs/stack-findings.md).
+    op_types: list[str] = Field(default_factory=lambda: ["MatMul"], min_length=1)
+
+
+class OrtInt8Static(VariantKind):
+    name = "ort-int8-static"
+    engine = "onnxruntime"
+    precision = "int8"
+    description = "ORT static INT8 (QDQ)"
+    needs_calibration = True
+    quickstart_roles = ("teacher",)
+    Options = StaticOptions
+
+    def recipe_defaults(self, recipe: Any) -> dict[str, Any]:
+        section = recipe.quantization
+        return {**_integer_defaults(recipe), "calibration_method": section.calibration.method,
+                "op_types": section.static_op_types}  # fmt: skip
+
+    def build(self, ctx: BuildContext, folder: Path, options: StaticOptions) -> BuildOutput:
+        from edgekit.quantize.ort import quantize_static_int8
+
+        per_channel, reduce_range = ctx.per_channel(options.per_channel), ctx.reduce_range(options.reduce_range)
+        signed = ctx.target.arch != "x86_64"  # u8 activations suit x86's VNNI/AVX2 kernels, s8 ARM's
+        quantize_static_int8(ctx.reference_onnx, folder / "model.onnx", ctx.feeds(), options.calibration_method,
+                             options.op_types, per_channel, reduce_range, signed_activations=signed)  # fmt: skip
+        settings = {
+            "format": "QDQ",
+            "calibration_method": options.calibration_method,
+            "calibration_samples": len(ctx.feeds()),
+            "op_types": options.op_types,
+            "per_channel": per_channel,
+            "reduce_range": reduce_range,
+            "activations": "int8" if signed else "uint8",
+        }
+        return BuildOutput("model.onnx", settings)
+
+
+class Fp16Options(VariantOptions):
+    keep_io_types: bool = Field(True, description="keep float32 inputs and outputs (apps feed and read fp32)")
+
+
+class OnnxFp16(VariantKind):
+    name = "onnx-fp16"
+    engine = "onnxruntime"
+    precision = "fp16"
+    description = "ONNX FP16 (GPU/NPU providers)"
+    Options = Fp16Options
+
+    def build(self, ctx: BuildContext, folder: Path, options: Fp16Options) -> BuildOutput:
+        from edgekit.quantize.ort import convert_fp16
+
+        convert_fp16(ctx.reference_onnx, folder / "model.onnx", keep_io_types=options.keep_io_types)
+        return BuildOutput("model.onnx", {"keep_io_types": options.keep_io_types})

@@ -1,0 +1,53 @@
+"""ONNX Runtime: runs ``model.onnx``; its device option is an ordered list of execution providers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import ArtifactError
+from edgekit.runtime.engines.base import EngineSpec
+
+
+class OnnxRuntimeEngine:
+    """An ONNX Runtime session with its options chosen on purpose, not left to defaults."""
+
+    def __init__(self, model_path: Path, threads: int | None, providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # Full graph optimisation fuses attention/layer-norm kernels at load time; measured
+        # to give everything an offline optimisation pass would (docs/stack-findings.md).
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        # One model, one request at a time per call: inter-op parallelism only adds threads.
+        options.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available]
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=chosen or None)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ArtifactError(f"ONNX Runtime could not load {model_path}: {exc}") from exc
+        output = self._session.get_outputs()[0]
+        self._output_name = output.name
+        width = output.shape[-1] if output.shape else None
+        self.output_width = width if isinstance(width, int) and width > 0 else None  # str: a symbolic axis
+        self.providers = self._session.get_providers()
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return self._session.run([self._output_name], feed)[0]
+
+
+SPEC = EngineSpec(
+    name="onnxruntime",
+    title="ONNX Runtime",
+    suffixes=(".onnx",),
+    module="onnxruntime",
+    extra=None,
+    option="providers",
+    default_option=("CPUExecutionProvider",),
+    factory=OnnxRuntimeEngine,
+)

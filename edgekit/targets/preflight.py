@@ -1,0 +1,92 @@
+"""Pre-flight: will INT8 (or FP16) pay off on this target, with each engine?
+
+A prediction from the CPU's instruction set and what was measured on such CPUs, made
+before anything is built; ``edgekit convert`` later checks it against its own benchmark
+of the variants and says where they disagree. Figures quoted in reasons come from
+docs/stack-findings.md (AMD EPYC, AVX2 without VNNI, 2 threads, MiniLM at sequence 32/128).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Verdict = Literal["faster", "similar", "slower", "unknown"]
+VNNI_FEATURES = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+@dataclass(frozen=True)
+class Outlook:
+    engine: str
+    precision: str
+    verdict: Verdict  # compared with the same engine in fp32
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def is_warning(self) -> bool:
+        return self.verdict in ("slower", "unknown")
+
+
+def outlook(arch: str, features: list[str] | tuple[str, ...], engines: list[str]) -> list[Outlook]:
+    """Expected effect of each reduced precision per engine, relative to that engine's FP32."""
+    isa = set(features)
+    found: list[Outlook] = []
+    if "onnxruntime" in engines:
+        found += _ort_int8(arch, isa)
+        found.append(
+            Outlook(
+                "onnxruntime",
+                "fp16",
+                "slower",
+                "ONNX Runtime's CPU provider runs most FP16 ops through casts; FP16 is for GPU/NPU providers",
+            )
+        )
+    if "openvino" in engines:
+        found += _openvino_int8(arch, isa)
+        found.append(
+            Outlook(
+                "openvino",
+                "fp16",
+                "similar",
+                "FP16 weight compression halves the file; the CPU plugin still computes in FP32",
+            )
+        )
+    return found
+
+
+def _ort_int8(arch: str, isa: set[str]) -> list[Outlook]:
+    if arch == "x86_64":
+        if isa & VNNI_FEATURES:
+            why = f"{'/'.join(sorted(isa & VNNI_FEATURES))}: INT8 dot products in one instruction"
+            return [Outlook("onnxruntime", "int8", "faster", why)]
+        if "avx2" in isa:
+            why = (
+                "AVX2 without VNNI: u8*s8 products via pmaddubsw, measured 1.2-1.4x over ORT FP32 "
+                "(dynamic INT8, MiniLM); quantize with reduce_range + per-channel to avoid saturation"
+            )
+            return [Outlook("onnxruntime", "int8", "faster", why)]
+        return [Outlook("onnxruntime", "int8", "unknown", "no AVX2: INT8 kernels fall back to slow paths; measure")]
+    if arch == "aarch64":
+        if {"dotprod", "i8mm"} & isa:
+            why = f"{'/'.join(sorted({'dotprod', 'i8mm'} & isa))}: INT8 dot-product instructions"
+            return [Outlook("onnxruntime", "int8", "faster", why)]
+        return [
+            Outlook("onnxruntime", "int8", "unknown", "NEON without dotprod: INT8 gains are small or none; measure")
+        ]
+    return [Outlook("onnxruntime", "int8", "unknown", f"no rule for {arch}; measure")]
+
+
+def _openvino_int8(arch: str, isa: set[str]) -> list[Outlook]:
+    if arch == "x86_64":
+        if isa & VNNI_FEATURES:
+            why = f"{'/'.join(sorted(isa & VNNI_FEATURES))}: the CPU plugin's INT8 kernels use VNNI"
+            return [Outlook("openvino", "int8", "faster", why)]
+        why = (
+            "no VNNI: NNCF INT8 measured slower than OpenVINO FP32 on an AVX2-only EPYC "
+            "(13.4 vs 11.5 ms at sequence 32, 38.6 vs 29.0 ms at 128); prefer FP32 or ORT INT8"
+        )
+        return [Outlook("openvino", "int8", "slower", why)]
+    return [Outlook("openvino", "int8", "unknown", f"OpenVINO INT8 on {arch} is not characterised here; measure")]

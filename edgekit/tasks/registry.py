@@ -1,0 +1,62 @@
+"""The task registry, conversion half: how ``convert`` loads a model, reads data and makes
+example inputs for one task. The runtime half (raw input → feed, outputs → prediction) lives
+in ``edgekit.runtime.tasks`` and is chosen by the manifest's ``task``, so a device never
+imports this module.
+
+A task is one module that builds a ``TaskSpec`` and calls ``register_task``; third-party
+packages can do the same through the entry-point group ``edgekit.tasks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import RecipeError
+
+ENTRY_POINT_GROUP = "edgekit.tasks"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str  # the manifest's `task`; the runtime half is registered under the same name
+    description: str
+    # (reference, revision, trust_remote_code, record_path) -> a loaded source (model + pre-processing)
+    load_source: Callable[[str, str | None, bool, bool], Any]
+    read_dataset: Callable[[Any], Any]  # a recipe DataSpec -> a dataset of inputs (and labels)
+    probe_inputs: Sequence[Any]  # example inputs for export and parity when the user gives no data
+    calibration_feeds: Callable[[Path, list[Any]], list[Any]]  # (reference artifact, inputs) -> engine feeds
+
+
+_TASKS: dict[str, TaskSpec] = {}
+_plugins_loaded = False
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    existing = _TASKS.get(spec.name)
+    if existing is not None and existing is not spec:
+        raise RecipeError(f"Task '{spec.name}' is registered twice.")
+    _TASKS[spec.name] = spec
+    return spec
+
+
+def tasks() -> dict[str, TaskSpec]:
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                register_task(entry.load())
+            except Exception as exc:  # name the plugin: its traceback alone rarely says which package
+                raise RecipeError(f"The task plugin '{entry.name}' ({entry.value}) failed to load: {exc}") from exc
+    return dict(_TASKS)
+
+
+def get_task(name: str) -> TaskSpec:
+    known = tasks()
+    if name not in known:
+        raise RecipeError(f"Unknown task '{name}'. edgekit converts: {', '.join(known)}.")
+    return known[name]

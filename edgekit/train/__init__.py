@@ -1,0 +1,1 @@
+"""Training stages: fine-tuning a head (``finetune``) and knowledge distillation (``distill``)."""
