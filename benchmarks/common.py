@@ -41,8 +41,8 @@ def package_foreign_onnx(onnx_file: Path, reference_artifact: Path, out: Path, p
 def sst2_bundle(model: Path, dev_path: Path, variants: list[str]) -> Path:
     """The edgekit variants of an SST-2 teacher, converted once and cached (gate on SST-2 dev)."""
     from edgekit.convert.pipeline import convert
-    from edgekit.progress import ConsoleReporter
     from edgekit.convert.recipe import build_recipe
+    from edgekit.progress import ConsoleReporter
 
     out = CACHE / "quantization-sst2" / "edgekit"
     recipe = build_recipe({"model": str(model), "out": str(out), "data": {"path": str(dev_path)},

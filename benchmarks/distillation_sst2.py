@@ -23,10 +23,10 @@ from quantization_sst2 import optimum_anchor
 from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.report import markdown
 from edgekit.bench.results import new_document
-from edgekit.data import read_text_dataset
 from edgekit.convert.pipeline import convert
-from edgekit.progress import ConsoleReporter
 from edgekit.convert.recipe import build_recipe
+from edgekit.data import read_text_dataset
+from edgekit.progress import ConsoleReporter
 
 
 def student_bundle(layers: int | None, train_rows: int | None, dev: Path) -> tuple[Path, dict | None, float]:

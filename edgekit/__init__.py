@@ -6,4 +6,6 @@ runtime, ``edgekit.runtime``, is installed on devices without them.
 
 # 0.2.0: manifests gained `runtime` (0.1.0 runtimes refuse such artifacts; 0.2.0 and later
 # ignore manifest fields they do not know).
-__version__ = "0.2.0"
+# 0.3.0: manifests gained `batch_invariant` and name their source instead of its path; bundles
+# record each variant's manifest sha256; outputs carry an ownership marker. Format version 1 still.
+__version__ = "0.3.0"

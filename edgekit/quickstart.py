@@ -13,6 +13,7 @@ reuses the teacher and the variants.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,7 +27,7 @@ from edgekit.convert.summary import markdown as bundle_markdown
 from edgekit.convert.variants import get_variant, variants
 from edgekit.data import TextDataset, read_text_dataset
 from edgekit.errors import SourceError
-from edgekit.outputs import check_destination, check_parent_folder
+from edgekit.outputs import OutputError, check_destination, check_parent_folder
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.train.finetune import FinetuneConfig, FinetuneResult, finetune_classifier
 
@@ -71,12 +72,30 @@ def quickstart_variants(role: str = "teacher") -> list[str]:
     return [kind.name for kind in variants().values() if role in kind.quickstart_roles and kind.installed()]
 
 
+REPORT_NAME = "report.md"
+REPORT_FIRST_LINE = "<!-- written by edgekit quickstart; rerunning it replaces this file -->"
+
+
 def check_quickstart_outputs(out: Path, base: Path) -> None:
     """Before fine-tuning: every folder the quickstart writes can be written, and none is an input."""
     check_parent_folder(out, [base])  # `out` itself is never replaced, only the folders below it
     check_destination(out / "teacher", [base])
     for folder in (out / "artifacts", out / "student", out / "student-work" / "distill" / "student"):
         check_destination(folder, [base, out / "teacher"])
+    report = out / REPORT_NAME
+    if report.is_symlink() or (report.exists() and not _is_our_report(report)):
+        raise OutputError(
+            f"Refusing to overwrite {report}: it was not written by `edgekit quickstart`. Choose another --out, "
+            "or move the file away."
+        )
+
+
+def _is_our_report(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.readline().startswith(REPORT_FIRST_LINE)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def run_quickstart(
@@ -130,7 +149,7 @@ def run_quickstart(
     }
     student = convert(build_recipe(student_fields), reporter, force=force)
 
-    report_path = out / "report.md"
+    report_path = out / REPORT_NAME
     sections = []
     for result, title in ((conversion, "Benchmark details (teacher)"), (student, "Benchmark details (student)")):
         assert result.summary is not None
@@ -138,5 +157,7 @@ def run_quickstart(
         bench_file = result.out / BENCH_NAME
         if bench_file.is_file():
             sections.append(bench_markdown(read_results(bench_file), title=title).replace("# ", "## ", 1))
-    report_path.write_text("\n".join(sections), encoding="utf-8")
+    staged = report_path.with_name(f".{REPORT_NAME}.tmp-{os.getpid()}")  # replaced whole, never half-written
+    staged.write_text("\n".join([REPORT_FIRST_LINE, "", *sections]), encoding="utf-8")
+    staged.replace(report_path)
     return QuickstartResult(out, teacher, conversion, student, report_path)

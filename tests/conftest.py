@@ -140,8 +140,11 @@ def trained_tiny_dir(tmp_path_factory, tiny_model_dir) -> Path:
 
     root = tmp_path_factory.mktemp("trained")
     train = read_text_dataset(write_tsv(root / "train.tsv", synthetic_sentiment(300, seed=1)))
+    held_out = read_text_dataset(write_tsv(root / "dev.tsv", synthetic_sentiment(60, seed=2)))
     config = FinetuneConfig(epochs=4, batch_size=16, learning_rate=3e-3, max_length=32)
-    return finetune_classifier(tiny_model_dir, train, root / "model", config=config).checkpoint
+    result = finetune_classifier(tiny_model_dir, train, root / "model", held_out, config=config)
+    assert result.eval_accuracy is not None and 0.0 <= result.eval_accuracy <= 1.0, "evaluated on held-out rows"
+    return result.checkpoint
 
 
 def require_shared(path: Path) -> Path:

@@ -559,3 +559,38 @@ def test_artifact_file_refuses_what_the_manifest_does_not_list(art):
     (art / "extra.json").write_text("{}")
     with pytest.raises(ArtifactError, match="not listed"):
         artifact_file(art, manifest, "extra.json")
+
+
+def test_an_upper_case_model_suffix_is_refused():
+    """Side files (ONNX external data, OpenVINO .bin) are found by suffix; `model.ONNX` would skip that
+    check while ONNX Runtime still loads it, so an unlisted weights file could ride along under a pin."""
+    data = copy.deepcopy(_VALID)
+    data["model_file"] = "model.ONNX"
+    data["files"]["model.ONNX"] = data["files"].pop("model.onnx")
+    with pytest.raises(ArtifactError, match="lower-case suffix"):
+        validate_manifest(data)
+
+
+def test_external_data_names_must_be_plain_ascii(tmp_path):
+    """The name checked and hashed must be byte for byte the one the engine opens (no lossy decoding)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from edgekit.artifact import onnx_external_data
+
+    def save(name: str, location: str) -> None:  # a fresh model each time: saving moves weights out in place
+        weights = numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), name="w")
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+            [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2])],
+            [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 2])], [weights],
+        )  # fmt: skip
+        onnx.save_model(helper.make_model(graph), tmp_path / name, save_as_external_data=True, location=location,
+                        size_threshold=0)  # fmt: skip
+
+    save("plain.onnx", "weights.bin")
+    assert onnx_external_data(tmp_path / "plain.onnx") == ["weights.bin"]
+    save("odd.onnx", "wéights.bin")
+    with pytest.raises(ArtifactError, match="ASCII"):
+        onnx_external_data(tmp_path / "odd.onnx")

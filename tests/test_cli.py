@@ -112,7 +112,7 @@ def test_an_unrelated_folder_is_never_replaced(tmp_path, tiny_model_dir, tiny_da
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
     result = run("convert", "--model", tiny_model_dir, "--out", precious, "--data", tiny_data)
-    assert result.exit_code == 2 and "not an edgekit output folder" in result.output
+    assert result.exit_code == 2 and "was not written by edgekit" in result.output
     assert (precious / "notes.txt").read_text() == "keep me"
     into_model = run("convert", "--model", tiny_model_dir, "--out", tiny_model_dir)
     assert into_model.exit_code == 2 and (tiny_model_dir / "config.json").is_file()

@@ -7,13 +7,13 @@ import pytest
 import torch
 from conftest import build_tiny_classifier, synthetic_sentiment, write_tsv
 
+from edgekit.convert.recipe import DistillSpec
+from edgekit.convert.sources import load_text_classifier
 from edgekit.data import TextDataset, read_text_dataset
+from edgekit.errors import DataError, RecipeError, SourceError
 from edgekit.train.distill.losses import attention_kl, hard_ce, hidden_mse, soft_kl
 from edgekit.train.distill.stage import run_distillation
 from edgekit.train.distill.student import student_from_teacher, uniform_layer_map
-from edgekit.errors import DataError, RecipeError, SourceError
-from edgekit.convert.recipe import DistillSpec
-from edgekit.convert.sources import load_text_classifier
 
 
 def _spec(tmp_path, **extra) -> DistillSpec:
@@ -161,7 +161,8 @@ def test_convert_with_distillation_records_it_in_the_manifest(tmp_path, trained_
         manifest = json.loads((tmp_path / "out" / name / "manifest.json").read_text())
         distillation = manifest["metrics"]["distillation"]
         assert distillation["layer_map"] == [1] and distillation["losses"]["temperature"] == 2.0
-        assert distillation["teacher"]["path"] == str(trained_tiny_dir.resolve())
+        assert distillation["teacher"]["name"] == trained_tiny_dir.name
+        assert "path" not in distillation["teacher"], "no build-machine path ships in an artifact"
         assert 0 <= distillation["student_accuracy"] <= 1 and distillation["teacher_accuracy"] > 0.9
         assert manifest["source"]["distilled"] and manifest["source"]["teacher"]["kind"] == "hf-dir"
     assert result.summary.distillation["student_layers"] == 1

@@ -42,8 +42,8 @@ def test_every_profile_feature_can_be_detected_on_a_host():
 def test_on_device_refuses_another_architecture_and_names_differences(monkeypatch):
     import pytest
 
-    from edgekit.targets import emulation
     from edgekit.errors import TargetError
+    from edgekit.targets import emulation
 
     monkeypatch.setattr("edgekit.targets.host.detect_host", lambda: VNNI_HOST)
     with pytest.raises(TargetError, match="aarch64"):

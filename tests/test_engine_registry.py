@@ -33,14 +33,6 @@ TOY = EngineSpec(
 )  # fmt: skip
 
 
-# artifact.py (the path-confinement work) still assumes ONNX or OpenVINO model files: validate_manifest
-# refuses other suffixes and model_file_path scans any non-.xml file as an ONNX graph. Until both ask
-# the engine registry (runtime/settings.py checks suffixes per engine), a .npz model stops there.
-_UNTIL_ARTIFACT_READS_THE_REGISTRY = pytest.mark.xfail(
-    raises=(ArtifactError, AssertionError), strict=False, reason="artifact.py hard-codes .onnx/.xml model files"
-)
-
-
 @pytest.fixture
 def toy_engine():
     register_engine(TOY)
@@ -69,7 +61,6 @@ def test_built_in_engines_declare_suffixes_modules_extras_and_options():
     assert (openvino.option, openvino.default_option) == ("devices", ("CPU",))
 
 
-@_UNTIL_ARTIFACT_READS_THE_REGISTRY
 def test_a_third_party_engine_loads_an_artifact_end_to_end(toy_engine, tiny_artifact, tmp_path):
     folder = _toy_artifact(tiny_artifact, tmp_path / "toy")
     model = EdgeModel.load(folder)
@@ -84,7 +75,6 @@ def test_a_third_party_engine_loads_an_artifact_end_to_end(toy_engine, tiny_arti
         EdgeModel.load(folder, engine="onnxruntime")
 
 
-@_UNTIL_ARTIFACT_READS_THE_REGISTRY
 def test_a_third_party_engines_label_count_is_checked_by_probing(toy_engine, tiny_artifact, tmp_path):
     folder = _toy_artifact(tiny_artifact, tmp_path / "toy-wide", labels=5)
     with pytest.raises(ArtifactError, match="lists 3 labels but the model outputs 5 scores"):

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.errors import ParityError, SourceError
 from edgekit.convert.pipeline import convert
 from edgekit.convert.recipe import build_recipe
+from edgekit.errors import ParityError, SourceError
 from edgekit.runtime import EdgeModel
 
 
@@ -68,8 +68,8 @@ def test_parity_gate_rejects_a_wrong_graph_and_keeps_the_old_artifact(tmp_path, 
     """Export a *different* model than the one parity compares against: the gate must fail."""
     from conftest import build_tiny_classifier
 
+    import edgekit.convert.packaging as packaging
     import edgekit.export as export_module
-    import edgekit.convert.pipeline as pipeline
     from edgekit.convert.sources import load_text_classifier
 
     out = tmp_path / "art"
@@ -79,7 +79,7 @@ def test_parity_gate_rejects_a_wrong_graph_and_keeps_the_old_artifact(tmp_path, 
 
     impostor = load_text_classifier(str(build_tiny_classifier(tmp_path / "impostor", seed=1)))
     real_export = export_module.export_onnx
-    monkeypatch.setattr(pipeline, "export_onnx", lambda source, workdir, spec: real_export(impostor, workdir, spec))
+    monkeypatch.setattr(packaging, "export_onnx", lambda source, workdir, spec: real_export(impostor, workdir, spec))
     with pytest.raises(ParityError, match="does not match PyTorch"):
         convert(recipe, force=True)
     assert (out / "model.onnx").read_bytes() == before
@@ -117,7 +117,11 @@ def test_base_model_without_head_is_refused(tmp_path):
 
     config = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
     transformers.BertModel(config).save_pretrained(tmp_path / "base")
+    from conftest import _write_vocab
+
     from edgekit.convert.sources import load_text_classifier
+
+    _write_vocab(tmp_path / "base" / "vocab.txt")  # a complete checkpoint apart from its head
 
     with pytest.raises(SourceError, match="without a sequence-classification head"):
         load_text_classifier(str(tmp_path / "base"))

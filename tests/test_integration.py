@@ -11,9 +11,9 @@ from conftest import SHARED_DATA, SST2_TEACHER, require_shared
 from typer.testing import CliRunner
 
 from edgekit.cli import app
-from edgekit.data import read_text_dataset
 from edgekit.convert.pipeline import convert
 from edgekit.convert.recipe import build_recipe
+from edgekit.data import read_text_dataset
 from edgekit.runtime import EdgeModel
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,8 @@ def test_quickstart_end_to_end_and_reuse(tmp_path):
     bench = json.loads((tmp_path / "qs" / "artifacts" / "bench.json").read_text())
     assert bench["schema"] == "edgekit.bench/1" and len(bench["variants"]) == len(rows)
     report = (tmp_path / "qs" / "report.md").read_text()
-    assert report.startswith("# Variants of") and "Benchmark details" in report
+    assert report.startswith("<!-- written by edgekit quickstart") and "# Variants of" in report
+    assert "Benchmark details" in report
     EdgeModel.load(tmp_path / "qs" / "artifacts").predict("turn off the lights")
     student = json.loads((tmp_path / "qs" / "student" / "summary.json").read_text())
     assert student["distillation"]["student_layers"] == 3 and student["distillation"]["layer_map"] == [1, 3, 5]
@@ -94,10 +95,10 @@ def test_sst2_int8_variants_keep_accuracy(tmp_path):
          "variants": ["onnx-fp32", "ort-int8-dynamic", "ov-int8"], "bench": {"enabled": False}}
     )  # fmt: skip
     summary = convert(recipe).summary
-    assert summary["gate"]["rows"] == 872
-    assert summary["reference_accuracy"] == pytest.approx(0.8899, abs=0.003)
+    assert summary.gate["rows"] == 872
+    assert summary.reference_accuracy == pytest.approx(0.8899, abs=0.003)
     for name in ("ort-int8-dynamic", "ov-int8"):
-        row = next(v for v in summary["variants"] if v["name"] == name)
+        row = next(v for v in summary.variants if v["name"] == name)
         assert row["passed"], row["gate"]
         assert row["gate"]["agreement"] > 0.95
         assert row["size_mb"] < 30, "INT8 weights are about a quarter of FP32's 87 MB"

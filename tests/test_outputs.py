@@ -367,3 +367,27 @@ def test_legacy_bundle_is_replaced_only_when_it_holds_just_its_variants(tmp_path
     (bundle / "rejected" / "keep-me.txt").write_text("mine")
     with pytest.raises(OutputError):
         check_destination(bundle)
+
+
+def test_quickstart_never_overwrites_a_report_it_did_not_write(tmp_path, tiny_model_dir):
+    from edgekit.quickstart import REPORT_FIRST_LINE, REPORT_NAME, check_quickstart_outputs
+
+    (tmp_path / REPORT_NAME).write_text("# my own notes\n")
+    with pytest.raises(OutputError, match="not written by `edgekit quickstart`"):
+        check_quickstart_outputs(tmp_path, tiny_model_dir)
+    (tmp_path / REPORT_NAME).write_text(REPORT_FIRST_LINE + "\n# Variants of ...\n")
+    check_quickstart_outputs(tmp_path, tiny_model_dir)  # its own report from an earlier run: fine
+
+
+def test_distillation_never_clears_a_checkpoints_folder_it_did_not_write(tmp_path):
+    from edgekit.train.distill.stage import _clear_checkpoints
+
+    folder = tmp_path / "checkpoints"
+    (folder / "checkpoint-10").mkdir(parents=True)
+    (folder / "thesis.tex").write_text("years of work")
+    with pytest.raises(OutputError, match="thesis.tex"):
+        _clear_checkpoints(folder)
+    assert (folder / "thesis.tex").is_file()
+    (folder / "thesis.tex").unlink()
+    _clear_checkpoints(folder)
+    assert not folder.exists()

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.errors import RecipeError
 from edgekit.convert.recipe import build_recipe, load_recipe
+from edgekit.errors import RecipeError
 
 
 def test_recipe_paths_resolve_against_its_folder(tmp_path, tiny_model_dir):

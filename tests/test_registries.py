@@ -148,7 +148,7 @@ def test_no_import_cycles_between_modules():
         stack.append(node)
         for dep in sorted(edges[node]):
             if state.get(dep) == 1:
-                cycle = stack[stack.index(dep):] + [dep]
+                cycle = stack[stack.index(dep) :] + [dep]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if dep not in state:
                 visit(dep)
@@ -202,3 +202,15 @@ def test_no_function_is_over_80_lines_without_a_reason():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
                 long.add((path.relative_to(REPO).as_posix(), node.name))
     assert long <= LONG_FUNCTIONS_WITH_A_REASON, f"split these functions: {sorted(long - LONG_FUNCTIONS_WITH_A_REASON)}"
+
+
+def test_a_broken_variant_plugin_is_reported_by_name_and_spares_the_others(monkeypatch):
+    monkeypatch.setattr(variant_registry, "_REGISTRY", dict(variant_registry._REGISTRY))
+    monkeypatch.setattr(variant_registry, "_plugins_loaded", False)
+    monkeypatch.setattr(variant_registry, "_broken", {})
+    broken = EntryPoint("toy-broken", "no_such_module_for_edgekit:Kind", variant_registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(variant_registry, "entry_points", lambda group: [broken])
+    assert get_variant("ort-int8-dynamic").name == "ort-int8-dynamic"
+    for _ in range(2):  # the same answer every time, not only on the first call
+        with pytest.raises(RecipeError, match="toy-broken.*failed to load.*no_such_module_for_edgekit"):
+            get_variant("toy-broken")

@@ -111,9 +111,9 @@ def test_one_model_shared_by_eight_threads_matches_serial_use(engine_variant, ti
     folder = tiny_artifact
     if engine_variant == "ov-fp32":
         pytest.importorskip("openvino")
-        from edgekit.export.openvino import onnx_to_openvino
         from edgekit.convert.packaging import package_variant
         from edgekit.convert.variants import get_variant
+        from edgekit.export.openvino import onnx_to_openvino
 
         folder = tmp_path / "ov"
         folder.mkdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import posixpath
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -217,7 +218,10 @@ def validate_manifest(data: Any) -> None:
         )
     for key in ("task", "engine", "precision", "recipe_hash", "edgekit_version"):
         _require(data, key, lambda v: isinstance(v, str), "a string")
-    check_relative_path(_require(data, "model_file", _is_str, "a relative path"), "`model_file`")
+    model_file = check_relative_path(_require(data, "model_file", _is_str, "a relative path"), "`model_file`")
+    suffix = posixpath.splitext(model_file)[1]
+    if suffix != suffix.lower():  # engines match suffixes case-blind; the side-file rules here must too
+        raise _bad("`model_file`", "a file name with a lower-case suffix (model.onnx, model.xml)", model_file)
     _check_labels(data.get("labels"))
     _check_tensors("inputs", data.get("inputs"), inputs=True)
     _check_tensors("outputs", data.get("outputs"), inputs=False)

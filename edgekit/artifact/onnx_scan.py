@@ -66,6 +66,14 @@ def _messages(data: Any, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
         raise _Malformed("field runs past its message")
 
 
+def _location(raw: bytes) -> str:
+    """An external-data file name, exactly as the engine will open it: printable ASCII only, so the
+    name checked and hashed here can never differ from the bytes ONNX Runtime resolves."""
+    if not raw or not all(0x20 <= byte < 0x7F for byte in raw):
+        raise _Malformed(f"an external-data location is not a printable ASCII file name ({raw[:80]!r})")
+    return raw.decode("ascii")
+
+
 def _scan(data: Any, kind: str, pos: int, end: int, depth: int, found: list[str]) -> None:
     if depth > _MAX_DEPTH:
         raise _Malformed("nested too deeply")
@@ -74,7 +82,7 @@ def _scan(data: Any, kind: str, pos: int, end: int, depth: int, found: list[str]
         if kind == "tensor" and number == _EXTERNAL_DATA:
             entry = {n: bytes(data[a:b]) for n, a, b in _messages(data, start, stop)}
             if entry.get(1) == _LOCATION_KEY:
-                found.append(entry.get(2, b"").decode("utf-8", errors="replace"))
+                found.append(_location(entry.get(2, b"")))
         elif number in children:
             _scan(data, children[number], start, stop, depth + 1, found)
 

@@ -56,7 +56,7 @@ def model_file_path(root: Path | str, manifest: Manifest) -> Path:
     folder = posixpath.dirname(manifest.model_file)
     if manifest.model_file.endswith(".xml"):
         artifact_file(root, manifest, manifest.model_file[: -len(".xml")] + ".bin")
-    else:
+    elif manifest.model_file.endswith(".onnx"):  # other formats (a plug-in engine's) name no side files
         for location in onnx_external_data(path):
             check_relative_path(location, f"External data of {manifest.model_file}")
             artifact_file(root, manifest, posixpath.join(folder, location) if folder else location)

@@ -21,19 +21,32 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Inferences that run at once.")] = 1,
     queue_size: Annotated[int, typer.Option(min=0, help="Requests that may wait for a worker; beyond: 503.")] = 16,
     max_texts: Annotated[int, typer.Option(min=1, help="Texts per request.")] = 64,
-    max_text_chars: Annotated[int, typer.Option(min=1, help="Characters per text.")] = 10_000,
+    max_text_chars: Annotated[
+        int | None, typer.Option(min=1, help="Characters per text (default: 8 x the model's max_length).")
+    ] = None,
+    max_request_chars: Annotated[int, typer.Option(min=1, help="Characters of all texts in one request.")] = 32_768,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Request body size.")] = 1_048_576,
-    max_connections: Annotated[
-        int, typer.Option(min=1, help="Open connections; beyond: 503. At least workers + queue-size + 4.")
+    max_in_flight: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Requests with a body being read or answered; beyond: 503. At least workers + queue-size."
+        ),  # fmt: skip
     ] = 64,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections; beyond, new clients wait in the listen backlog.")
+    ] = 512,
+    max_batch_tokens: Annotated[
+        int, typer.Option(min=1, help="Rows x padded tokens per inference call (bounds one request's memory).")
+    ] = 2048,
     access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
 ) -> None:
     """Serve an artifact over HTTP: `POST /v1/predict`, `GET /v1/health`, `GET /v1/model` (JSON).
 
     Inference runs on `--workers` threads; when they are busy and `--queue-size` requests already
-    wait, the next one gets 503 with Retry-After (any request gets a plain 503 while
-    `--max-connections` connections are open). Oversized or malformed requests get a 4xx with a message. SIGTERM or
-    Ctrl+C finishes the requests in flight and exits 0. Needs the `serve` extra:
+    wait, the next one gets a JSON 503 with Retry-After, and so does any upload beyond `--max-in-flight`;
+    beyond `--max-connections`, new clients wait in the listen backlog instead of being refused. Oversized or
+    malformed requests get a JSON 4xx with a message. SIGTERM or Ctrl+C finishes the requests in flight and
+    exits 0. Needs the `serve` extra:
     `pip install 'edgekit[serve]'`. API: docs/runtime.md.
 
     **Examples:**
@@ -46,5 +59,9 @@ def serve(
     """
     from edgekit.serve import ServeLimits, serve_artifact
 
-    limits = ServeLimits(workers, queue_size, max_texts, max_text_chars, max_body_bytes, max_connections)
+    limits = ServeLimits(
+        workers=workers, queue_size=queue_size, max_texts=max_texts, max_text_chars=max_text_chars,
+        max_body_bytes=max_body_bytes, max_connections=max_connections, max_in_flight=max_in_flight,
+        max_request_chars=max_request_chars, max_batch_tokens=max_batch_tokens,
+    )  # fmt: skip
     serve_artifact(artifact, host, port, threads, limits, access_log)

@@ -27,7 +27,7 @@ from edgekit.metrics import accuracy
 from edgekit.outputs import seal
 from edgekit.progress import Reporter
 from edgekit.targets.emulation import target_run
-from edgekit.targets.preflight import outlook
+from edgekit.targets.preflight import Outlook, outlook
 from edgekit.targets.profiles import TargetProfile
 from edgekit.tasks import get_task
 
@@ -62,12 +62,7 @@ def build_variants(
     allowed = recipe.gate.max_accuracy_drop
     if allowed is None:
         allowed = target.budgets.max_accuracy_drop if target.budgets.max_accuracy_drop is not None else 1.0
-    kinds = [get_variant(name) for name in recipe.variant_names]
-    engines = sorted({kind.engine for kind in kinds})
-    requested = {(kind.engine, kind.precision) for kind in kinds}
-    outlooks = [o for o in outlook(target.arch, target.isa_features, engines) if (o.engine, o.precision) in requested]
-    for item in outlooks:
-        reporter.note(f"pre-flight ({target.name}): {item.engine} {item.precision} {item.verdict}: {item.reason}")
+    outlooks = _preflight(recipe, target, reporter)
 
     with reporter.stage(f"Evaluating the FP32 reference on {len(evaluation.texts)} rows"):
         reference_logits = batch1_logits(reference_dir, evaluation.texts)
@@ -128,6 +123,17 @@ def build_variants(
     for remark in remarks:
         reporter.note(f"note: {remark}")
     return summary
+
+
+def _preflight(recipe: Recipe, target: TargetProfile, reporter: Reporter) -> list[Outlook]:
+    """What the pre-flight expects on the target for the engines and precisions asked for."""
+    kinds = [get_variant(name) for name in recipe.variant_names]
+    engines = sorted({kind.engine for kind in kinds})
+    requested = {(kind.engine, kind.precision) for kind in kinds}
+    outlooks = [o for o in outlook(target.arch, target.isa_features, engines) if (o.engine, o.precision) in requested]
+    for item in outlooks:
+        reporter.note(f"pre-flight ({target.name}): {item.engine} {item.precision} {item.verdict}: {item.reason}")
+    return outlooks
 
 
 def _write_bundle_files(summary: BundleSummary, staging: Path, bench_document: dict[str, Any] | None, model: str,

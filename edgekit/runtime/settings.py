@@ -23,8 +23,8 @@ from edgekit.runtime.engines import ENGINES, get_engine
 from edgekit.runtime.engines.registry import engines_for_file
 
 # Chunk bounds for predict_batch / logits: peak memory follows the largest chunk, not the
-# caller's list. 32 rows x 4,096 padded tokens kept the SST-2 MiniLM teacher's throughput
-# within a few percent of larger chunks (docs/runtime.md, "Memory").
+# caller's list. Chosen, not yet tuned: 32 rows x 4,096 padded tokens held 10,000 SST-2
+# sentences to 254 MiB (FP32 MiniLM); their effect on throughput is still to be measured.
 DEFAULT_MAX_BATCH_ROWS = 32
 DEFAULT_MAX_BATCH_TOKENS = 4096
 

@@ -56,7 +56,27 @@ def register_task(spec: TaskSpec, *, replace: bool = False) -> TaskSpec:
     return spec
 
 
+ENTRY_POINT_GROUP = "edgekit.runtime_tasks"  # a plug-in task's runtime half (a TaskSpec), for devices
+_broken: dict[str, str] = {}
+
+
+def _load_plugin(name: str) -> None:
+    """Look for ``name`` among the installed plug-ins, only when it is not built in (no scan otherwise)."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name == name and name not in TASKS:
+            try:
+                register_task(point.load())
+            except Exception as exc:  # say which plug-in broke, at the lookup that needed it
+                _broken[name] = f"{point.value}: {type(exc).__name__}: {exc}"
+
+
 def get_task(name: str) -> TaskSpec:
+    if name not in TASKS:
+        _load_plugin(name)
+    if name in _broken and name not in TASKS:
+        raise ArtifactError(f"The runtime task plug-in '{name}' failed to load ({_broken[name]}); fix or reinstall it.")
     if name not in TASKS:
         raise ArtifactError(
             f"This artifact's task '{name}' is not one this edgekit runtime can run "

@@ -49,6 +49,9 @@ def error_body(status: int, message: str) -> bytes:
     return json.dumps({"error": message, "status": status}).encode()
 
 
+LINGER_S = 2.0  # how long a connection answered with a protocol error keeps draining the client's bytes
+
+
 class EdgeH11Protocol(H11Protocol):
     gate: Any = None  # set by ConnectionGate on the connections it accepts
     holds_gate_slot = False
@@ -59,6 +62,7 @@ class EdgeH11Protocol(H11Protocol):
         self.conn = _Connection(size, on_request=self._request_started)
         self._header_timer: asyncio.TimerHandle | None = None
         self._between_requests = True
+        self._lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -74,6 +78,8 @@ class EdgeH11Protocol(H11Protocol):
             self.gate.release()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a request already answered with an error: read and dropped
         if self._between_requests and self._header_timer is None:
             self._arm_header_timer()  # the first bytes of the next request on a keep-alive connection
         super().data_received(data)
@@ -103,7 +109,21 @@ class EdgeH11Protocol(H11Protocol):
             self.transport.write(self.conn.send(h11.EndOfMessage()))
         except h11.LocalProtocolError:  # mid-response already (a broken pipelined request): just close
             pass
-        self.transport.close()
+        self._close_gracefully()
+
+    def _close_gracefully(self) -> None:
+        """Stop writing, drop what the client is still sending for a moment, then close. Closing at once
+        with unread bytes makes the kernel send a reset, which can destroy the error answer in flight."""
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # after the queued answer: the client reads it, then EOF
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+    def eof_received(self) -> bool | None:
+        if self._lingering:  # the client is done too
+            self.transport.close()
+            return None
+        return super().eof_received()
 
     def _request_started(self) -> None:
         self._between_requests = False

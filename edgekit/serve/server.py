@@ -56,7 +56,7 @@ class _Server(uvicorn.Server):
 def run_server(artifact: Path, host: str, port: int, threads: int | None, limits: ServeLimits,
                access_log: bool) -> None:  # fmt: skip
     _configure_logging(access_log)
-    model = EdgeModel.load(artifact, threads=threads)
+    model = EdgeModel.load(artifact, threads=threads, max_batch_tokens=limits.max_batch_tokens)
     threads = model.settings.threads  # the caller's, else the artifact's target's (None: the engine's)
     info = ModelInfo.describe(artifact, model, threads)
     gate = ConnectionGate(limits.max_connections)

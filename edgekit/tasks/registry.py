@@ -33,6 +33,7 @@ class TaskSpec:
 
 _TASKS: dict[str, TaskSpec] = {}
 _plugins_loaded = False
+_broken: dict[str, str] = {}  # plug-in name -> why it failed to load, reported when that name is asked for
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
@@ -50,13 +51,15 @@ def tasks() -> dict[str, TaskSpec]:
         for entry in entry_points(group=ENTRY_POINT_GROUP):
             try:
                 register_task(entry.load())
-            except Exception as exc:  # name the plugin: its traceback alone rarely says which package
-                raise RecipeError(f"The task plugin '{entry.name}' ({entry.value}) failed to load: {exc}") from exc
+            except Exception as exc:  # a broken plug-in must not take the built-in tasks down with it
+                _broken[entry.name] = f"{entry.value}: {type(exc).__name__}: {exc}"
     return dict(_TASKS)
 
 
 def get_task(name: str) -> TaskSpec:
     known = tasks()
+    if name not in known and name in _broken:
+        raise RecipeError(f"The task plug-in '{name}' failed to load ({_broken[name]}); fix or reinstall it.")
     if name not in known:
         raise RecipeError(f"Unknown task '{name}'. edgekit converts: {', '.join(known)}.")
     return known[name]

@@ -19,6 +19,7 @@ from pathlib import Path
 from edgekit.convert.sources import weights_fingerprint
 from edgekit.data import TextDataset
 from edgekit.errors import DataError
+from edgekit.metrics import accuracy
 from edgekit.outputs import atomic_directory, check_destination
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.train.hf_progress import progress_bar_only
@@ -108,7 +109,7 @@ def finetune_classifier(
         else None
     )
 
-    def accuracy(prediction) -> dict[str, float]:
+    def eval_accuracy(prediction) -> dict[str, float]:
         return {"accuracy": accuracy(np.argmax(prediction.predictions, -1), prediction.label_ids)}
 
     with atomic_directory(out, "checkpoint", inputs) as staging:
@@ -137,7 +138,7 @@ def finetune_classifier(
             train_dataset=train_set,
             eval_dataset=eval_set,
             data_collator=transformers.DataCollatorWithPadding(tokenizer),
-            compute_metrics=accuracy,
+            compute_metrics=eval_accuracy,
         )
         progress_bar_only(trainer)
         started = time.perf_counter()

@@ -253,7 +253,19 @@ export async function loadArtifact(dir) {
     return Object.fromEntries(manifest.inputs.map(({ name }) => [name, column(name)]));
   }
 
+  // Dynamic INT8 computes activation scales over the whole padded batch, so its rows must run alone
+  // to get the same answer in any batch (manifest `batch_invariant`; absent: ONNX Runtime INT8 is not).
+  const batchInvariant =
+    typeof manifest.batch_invariant === "boolean"
+      ? manifest.batch_invariant
+      : !(manifest.engine === "onnxruntime" && manifest.precision === "int8");
+
   async function classify(texts) {
+    if (!batchInvariant && texts.length > 1) {
+      const rows = [];
+      for (const text of texts) rows.push(...(await classify([text])));
+      return rows;
+    }
     const columns = encode(texts);
     const feeds = {};
     for (const [name, rows] of Object.entries(columns)) {

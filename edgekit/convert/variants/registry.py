@@ -108,6 +108,7 @@ class VariantKind:
 
 _REGISTRY: dict[str, VariantKind] = {}
 _plugins_loaded = False
+_broken: dict[str, str] = {}  # plug-in name -> why it failed to load, reported when that name is asked for
 
 
 def register_variant(kind: type[VariantKind] | VariantKind) -> VariantKind:
@@ -133,8 +134,8 @@ def _load_plugins() -> None:
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
             register_variant(entry.load())
-        except Exception as exc:  # a broken plugin must not take the built-in variants down with it
-            raise RecipeError(f"The variant plugin '{entry.name}' ({entry.value}) failed to load: {exc}") from exc
+        except Exception as exc:  # a broken plug-in must not take the built-in variants down with it
+            _broken[entry.name] = f"{entry.value}: {type(exc).__name__}: {exc}"
 
 
 def variants() -> dict[str, VariantKind]:
@@ -145,6 +146,8 @@ def variants() -> dict[str, VariantKind]:
 
 def get_variant(name: str) -> VariantKind:
     known = variants()
+    if name not in known and name in _broken:
+        raise RecipeError(f"The variant plug-in '{name}' failed to load ({_broken[name]}); fix or reinstall it.")
     if name not in known:
         raise RecipeError(f"Unknown variant '{name}'. Choose from: {', '.join(known)}.")
     return known[name]

@@ -27,7 +27,7 @@ from edgekit.convert.sources import LoadedSource, weights_fingerprint
 from edgekit.data import TextDataset
 from edgekit.errors import DataError, SourceError
 from edgekit.metrics import accuracy, agreement
-from edgekit.outputs import atomic_directory, check_destination
+from edgekit.outputs import OutputError, atomic_directory, check_destination
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.train.distill.losses import LossWeights
 from edgekit.train.hf_progress import progress_bar_only
@@ -135,6 +135,19 @@ def build_student(teacher: LoadedSource, spec: DistillSpec) -> tuple[Any, Any, l
     return student_from_teacher(teacher.model, layer_map), teacher.tokenizer, layer_map
 
 
+def _clear_checkpoints(folder: Path) -> None:
+    """Remove an earlier run's Trainer checkpoints; refuse a folder holding anything else (not ours)."""
+    if not folder.exists():
+        return
+    foreign = [p.name for p in folder.iterdir() if not (p.is_dir() and p.name.startswith(("checkpoint-", "runs")))]
+    if folder.is_symlink() or not folder.is_dir() or foreign:
+        raise OutputError(
+            f"Refusing to clear {folder}: it holds {', '.join(foreign[:5]) or 'a link'}, which Trainer checkpoints "
+            "never do. Point distill.work_dir at a folder of its own, or move those files away."
+        )
+    shutil.rmtree(folder)
+
+
 def run_distillation(
     teacher: LoadedSource,
     spec: DistillSpec,
@@ -168,7 +181,7 @@ def run_distillation(
     transformers.set_seed(spec.seed)
     checkpoints = work_dir / "checkpoints"
     if not resume and int(os.environ.get("RANK", "0")) == 0:
-        shutil.rmtree(checkpoints, ignore_errors=True)  # a fresh run; under torchrun only rank 0 clears
+        _clear_checkpoints(checkpoints)  # a fresh run; under torchrun only rank 0 clears
     steps_per_epoch = max(1, -(-len(train) // spec.batch_size))
     total_steps = spec.max_steps or int(steps_per_epoch * spec.epochs)
     eval_steps = spec.eval_steps or max(1, total_steps // 4)  # four evaluations (and checkpoints) per run
