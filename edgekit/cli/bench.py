@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -17,7 +16,7 @@ class _RunByDefault(TyperGroup):
     """``edgekit bench ARTIFACT…`` runs the benchmark (the ``run`` sub-command, implied), while
     ``edgekit bench compare OLD NEW`` is a sub-command of its own that ``--help`` lists."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["run", *args]
         return super().parse_args(ctx, args)
