@@ -214,3 +214,14 @@ def test_a_broken_variant_plugin_is_reported_by_name_and_spares_the_others(monke
     for _ in range(2):  # the same answer every time, not only on the first call
         with pytest.raises(RecipeError, match="toy-broken.*failed to load.*no_such_module_for_edgekit"):
             get_variant("toy-broken")
+
+
+def test_the_cli_imports_no_undeclared_package():
+    """click is typer's dependency in some versions and vendored in others (0.29): importing it
+    directly broke `edgekit` in a fresh install without the serve extra."""
+    for path in (REPO / "edgekit").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            assert not any(n == "click" or n.startswith("click.") for n in names), path
