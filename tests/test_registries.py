@@ -16,6 +16,7 @@ from edgekit.convert.recipe import build_recipe
 from edgekit.convert.variants import BuildOutput, VariantKind, VariantOptions, get_variant, variant_table, variants
 from edgekit.convert.variants import registry as variant_registry
 from edgekit.errors import RecipeError
+from edgekit.plugins import PluginGroup
 from edgekit.runtime import EdgeModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,9 +85,10 @@ def test_per_variant_options_override_the_shared_sections(tmp_path, tiny_model_d
 
 def test_variant_plugins_load_from_the_entry_point_group(monkeypatch):
     monkeypatch.setattr(variant_registry, "_REGISTRY", dict(variant_registry._REGISTRY))
-    monkeypatch.setattr(variant_registry, "_plugins_loaded", False)
+    fresh = PluginGroup(variant_registry.ENTRY_POINT_GROUP, variant_registry.register_variant)
+    monkeypatch.setattr(variant_registry, "PLUGINS", fresh)
     point = EntryPoint("toy", f"{__name__}:OnnxCopy", variant_registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(variant_registry, "entry_points", lambda group: [point] if group == point.group else [])
+    monkeypatch.setattr("edgekit.plugins.entry_points", lambda group: [point] if group == point.group else [])
     assert get_variant("toy-onnx-copy").description.startswith("a copy")
 
 
@@ -206,10 +208,10 @@ def test_no_function_is_over_80_lines_without_a_reason():
 
 def test_a_broken_variant_plugin_is_reported_by_name_and_spares_the_others(monkeypatch):
     monkeypatch.setattr(variant_registry, "_REGISTRY", dict(variant_registry._REGISTRY))
-    monkeypatch.setattr(variant_registry, "_plugins_loaded", False)
-    monkeypatch.setattr(variant_registry, "_broken", {})
+    fresh = PluginGroup(variant_registry.ENTRY_POINT_GROUP, variant_registry.register_variant)
+    monkeypatch.setattr(variant_registry, "PLUGINS", fresh)
     broken = EntryPoint("toy-broken", "no_such_module_for_edgekit:Kind", variant_registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(variant_registry, "entry_points", lambda group: [broken])
+    monkeypatch.setattr("edgekit.plugins.entry_points", lambda group: [broken])
     assert get_variant("ort-int8-dynamic").name == "ort-int8-dynamic"
     for _ in range(2):  # the same answer every time, not only on the first call
         with pytest.raises(RecipeError, match="toy-broken.*failed to load.*no_such_module_for_edgekit"):

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from edgekit.errors import RecipeError
+from edgekit.plugins import PluginGroup
 
 ENTRY_POINT_GROUP = "edgekit.tasks"
 
@@ -32,8 +32,6 @@ class TaskSpec:
 
 
 _TASKS: dict[str, TaskSpec] = {}
-_plugins_loaded = False
-_broken: dict[str, str] = {}  # plug-in name -> why it failed to load, reported when that name is asked for
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
@@ -44,22 +42,18 @@ def register_task(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
+PLUGINS = PluginGroup(ENTRY_POINT_GROUP, register_task)
+
+
 def tasks() -> dict[str, TaskSpec]:
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                register_task(entry.load())
-            except Exception as exc:  # a broken plug-in must not take the built-in tasks down with it
-                _broken[entry.name] = f"{entry.value}: {type(exc).__name__}: {exc}"
+    PLUGINS.load()
     return dict(_TASKS)
 
 
 def get_task(name: str) -> TaskSpec:
     known = tasks()
-    if name not in known and name in _broken:
-        raise RecipeError(f"The task plug-in '{name}' failed to load ({_broken[name]}); fix or reinstall it.")
+    if name not in known and (why := PLUGINS.failure(name)):
+        raise RecipeError(f"The task plug-in '{name}' failed to load ({why}); fix or reinstall it.")
     if name not in known:
         raise RecipeError(f"Unknown task '{name}'. edgekit converts: {', '.join(known)}.")
     return known[name]

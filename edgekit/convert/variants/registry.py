@@ -16,13 +16,13 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from edgekit.errors import RecipeError
+from edgekit.plugins import PluginGroup
 from edgekit.runtime.engines import ENGINES, engine_names
 from edgekit.targets.profiles import TargetProfile
 
@@ -107,8 +107,6 @@ class VariantKind:
 
 
 _REGISTRY: dict[str, VariantKind] = {}
-_plugins_loaded = False
-_broken: dict[str, str] = {}  # plug-in name -> why it failed to load, reported when that name is asked for
 
 
 def register_variant(kind: type[VariantKind] | VariantKind) -> VariantKind:
@@ -126,28 +124,19 @@ def register_variant(kind: type[VariantKind] | VariantKind) -> VariantKind:
     return instance
 
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            register_variant(entry.load())
-        except Exception as exc:  # a broken plug-in must not take the built-in variants down with it
-            _broken[entry.name] = f"{entry.value}: {type(exc).__name__}: {exc}"
+PLUGINS = PluginGroup(ENTRY_POINT_GROUP, register_variant)
 
 
 def variants() -> dict[str, VariantKind]:
     """Every registered variant kind, by name (built-in ones first, then plugins)."""
-    _load_plugins()
+    PLUGINS.load()
     return dict(_REGISTRY)
 
 
 def get_variant(name: str) -> VariantKind:
     known = variants()
-    if name not in known and name in _broken:
-        raise RecipeError(f"The variant plug-in '{name}' failed to load ({_broken[name]}); fix or reinstall it.")
+    if name not in known and (why := PLUGINS.failure(name)):
+        raise RecipeError(f"The variant plug-in '{name}' failed to load ({why}); fix or reinstall it.")
     if name not in known:
         raise RecipeError(f"Unknown variant '{name}'. Choose from: {', '.join(known)}.")
     return known[name]
