@@ -76,7 +76,7 @@ def build_variants(
         sample = data.sample(rows, seed=2)
         return sample.texts, sample.label_ids(labels)
 
-    context = BuildContext(reference_dir, target, _calibration_texts(recipe, data), validation)
+    context = BuildContext(reference_dir, target, _calibration_texts(recipe, data), validation, source, recipe.task)
     builder = VariantBuilder(context, source, staging, recipe, evaluation, reference_logits, allowed, parity_texts,
                              outlooks, reporter)  # fmt: skip
     records = [VariantRecord(REFERENCE, "onnxruntime", "fp32", folder_size_mb(reference_dir), gate=None)]

@@ -38,12 +38,19 @@ class VariantOptions(BaseModel):
 
 @dataclass
 class BuildContext:
-    """What every build gets: the packaged reference, the target and the user's data."""
+    """What every build gets: the packaged reference, the target and the user's data.
+
+    ``source`` is the loaded PyTorch model (a ``LoadedSource``) for kinds that export from
+    PyTorch themselves (ExecuTorch, Core ML); ``calibration_texts`` are raw task inputs
+    (texts, or images for an image task) despite the historical name.
+    """
 
     reference_dir: Path  # the packaged onnx-fp32 artifact
     target: TargetProfile
-    calibration_texts: list[str]
-    validation: Callable[[int], tuple[list[str], list[int]] | None] = lambda _: None  # labelled rows, when any
+    calibration_texts: list[Any]
+    validation: Callable[[int], tuple[list[Any], list[int]] | None] = lambda _: None  # labelled rows, when any
+    source: Any = None  # edgekit.convert.sources.LoadedSource, when the build has one
+    task: str = "text-classification"  # the manifest's task: how raw inputs become feeds
     _feeds: list[Any] | None = field(default=None, repr=False)
 
     @property
@@ -53,9 +60,9 @@ class BuildContext:
     def feeds(self) -> list[Any]:
         """Calibration inputs, tokenized by the runtime exactly as a device will (computed once)."""
         if self._feeds is None:
-            from edgekit.quantize.calibration import calibration_feeds
+            from edgekit.tasks import get_task
 
-            self._feeds = calibration_feeds(self.reference_dir, self.calibration_texts)
+            self._feeds = get_task(self.task).calibration_feeds(self.reference_dir, self.calibration_texts)
         return self._feeds
 
     def per_channel(self, chosen: bool | None) -> bool:
