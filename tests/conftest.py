@@ -151,3 +151,11 @@ def require_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: real-data tests need ../shared next to the checkout")
     return path
+
+
+@pytest.fixture(scope="session")
+def image_artifact(tmp_path_factory) -> Path:
+    """A tiny CNN image-classification artifact (tests/image_helpers.py), built once per run."""
+    from image_helpers import build_image_artifact
+
+    return build_image_artifact(tmp_path_factory.mktemp("image-artifacts") / "tiny-cnn")

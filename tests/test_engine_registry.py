@@ -55,7 +55,8 @@ def _toy_artifact(tiny_artifact: Path, folder: Path, labels: int = 3) -> Path:
 
 def test_built_in_engines_declare_suffixes_modules_extras_and_options():
     onnx, openvino = get_engine("onnxruntime"), get_engine("openvino")
-    assert (onnx.suffixes, onnx.module, onnx.extra, onnx.option) == ((".onnx",), "onnxruntime", None, "providers")
+    assert (onnx.suffixes, onnx.module, onnx.extra) == ((".onnx", ".ort"), "onnxruntime", None)
+    assert onnx.option == "providers"
     assert onnx.default_option == ("CPUExecutionProvider",)
     assert (openvino.suffixes, openvino.module, openvino.extra) == ((".xml", ".onnx"), "openvino", "openvino")
     assert (openvino.option, openvino.default_option) == ("devices", ("CPU",))
@@ -71,7 +72,7 @@ def test_a_third_party_engine_loads_an_artifact_end_to_end(toy_engine, tiny_arti
     texts = ["the film was good", "awful weather today", "turn off the lights please"]
     batch = model.predict_batch(texts)
     assert [p.label_id for p in batch] == [model.predict(t).label_id for t in texts]
-    with pytest.raises(ArtifactError, match=r"loads only \.onnx files.*engine='numpy-toy'"):
+    with pytest.raises(ArtifactError, match=r"loads only \.onnx, \.ort files.*engine='numpy-toy'"):
         EdgeModel.load(folder, engine="onnxruntime")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from pathlib import Path
 
@@ -51,7 +52,10 @@ def artifact_file(root: Path | str, manifest: Manifest, rel: str) -> Path:
 
 def model_file_path(root: Path | str, manifest: Manifest) -> Path:
     """``model_file`` via ``artifact_file``, after checking the files the engine reads beside it
-    (OpenVINO's .bin, ONNX external data) the same way: listed, hashed, confined."""
+    (OpenVINO's .bin, ONNX external data) the same way: listed, hashed, confined. A Core ML
+    ``.mlpackage`` is a folder: every file in it is checked and its path returned."""
+    if manifest.model_file.endswith(".mlpackage"):
+        return _model_package(root, manifest)
     path = artifact_file(root, manifest, manifest.model_file)
     folder = posixpath.dirname(manifest.model_file)
     if manifest.model_file.endswith(".xml"):
@@ -60,6 +64,30 @@ def model_file_path(root: Path | str, manifest: Manifest) -> Path:
         for location in onnx_external_data(path):
             check_relative_path(location, f"External data of {manifest.model_file}")
             artifact_file(root, manifest, posixpath.join(folder, location) if folder else location)
+    return path
+
+
+def _model_package(root: Path | str, manifest: Manifest) -> Path:
+    """A model that is a folder (Core ML ``.mlpackage``): confined, no links anywhere in it, and every
+    file in it listed (so hashed) in ``files``: the engine opens whatever the package holds."""
+    rel = manifest.model_file
+    path = confined_path(root, rel, "Model package")
+    if not path.is_dir():
+        raise ArtifactError(f"{rel} is missing from artifact {root} (or is not a folder); {_FIX}.")
+    artifact_file(root, manifest, f"{rel}/Manifest.json")
+    for listed in (name for name in manifest.files if name.startswith(f"{rel}/")):
+        artifact_file(root, manifest, listed)
+    for folder, dirs, files in os.walk(path):  # does not follow links; each one is refused below
+        for name in sorted(dirs + files):
+            found = Path(folder) / name
+            inner = f"{rel}/{found.relative_to(path).as_posix()}"
+            if found.is_symlink():
+                raise ArtifactError(f"{inner} in {root} is a symbolic link; artifacts hold plain files only: {_FIX}.")
+            if not found.is_dir() and inner not in manifest.files:  # special files are never listed
+                raise ArtifactError(
+                    f"{inner} is inside the model package but not listed in {MANIFEST_NAME} `files`, so no hash "
+                    f"covers it and the engine would read it; {_FIX}."
+                )
     return path
 
 

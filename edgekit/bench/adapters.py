@@ -1,5 +1,9 @@
 """What the worker can time: an edgekit artifact (via the runtime) or a PyTorch checkpoint.
 
+Text and image models share the interface: ``predict_one`` takes what an app passes (a text, or
+an image file path: reading, decoding and pre-processing are then part of the latency), and
+``tokenize_one`` times the pre-processing alone (tokenizing, or decoding + resizing + normalizing).
+
 Each adapter is constructed inside the worker process, so that imports, loading and
 threads belong to the variant being measured and to nothing else.
 """
@@ -18,6 +22,7 @@ class Adapter(Protocol):
     engine: str
     precision: str
     labels: list[str]
+    is_text: bool  # token statistics and sequence-length shapes apply to text models only
 
     def predict_one(self, text: str) -> int: ...
 
@@ -53,6 +58,7 @@ class ArtifactAdapter:
         self._model = EdgeModel.load(path, threads=threads, target=runtime_target)
         manifest = self._model.manifest
         self.engine, self.precision, self.labels = manifest.engine, manifest.precision, manifest.labels
+        self.is_text = manifest.tokenizer is not None
         self._path = path
 
     def predict_one(self, text: str) -> int:
@@ -62,10 +68,10 @@ class ArtifactAdapter:
         return [p.label_id for p in self._model.predict_batch(texts)]
 
     def tokenize_one(self, text: str) -> object:
-        return self._model.tokenize([text])
+        return self._model.features([text])  # the engine's feed: tokens, or decoded and normalized pixels
 
     def token_count(self, text: str) -> int:
-        return int(self._model.tokenize([text])["input_ids"].shape[1])
+        return int(self._model.tokenize([text])["input_ids"].shape[1]) if self.is_text else 0
 
     def size_mb(self) -> float:
         return model_size_mb(self._model.root, self._model.manifest)
@@ -73,6 +79,8 @@ class ArtifactAdapter:
 
 class PyTorchAdapter:
     """A Hugging Face checkpoint run eagerly by PyTorch in fp32: the usual baseline."""
+
+    is_text = True
 
     @staticmethod
     def import_engine(path: Path) -> None:
@@ -121,3 +129,13 @@ ADAPTERS: dict[str, type[ArtifactAdapter] | type[PyTorchAdapter]] = {
     "artifact": ArtifactAdapter,
     "pytorch": PyTorchAdapter,
 }
+
+
+def adapter_for(kind: str, path: Path) -> type:
+    """The adapter class for a variant: an image source's PyTorch baseline gets the image adapter."""
+    if kind == "pytorch":
+        from edgekit.bench.image_adapters import ImagePyTorchAdapter, is_image_source
+
+        if is_image_source(path):
+            return ImagePyTorchAdapter
+    return ADAPTERS[kind]

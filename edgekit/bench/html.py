@@ -14,6 +14,10 @@ from edgekit.bench.report import (
     Table,
     caption,
     cold_start_table,
+    estimate_table,
+    estimate_title,
+    header,
+    headline,
     memory_caps,
     rows,
     shape_table,
@@ -126,15 +130,24 @@ def render_html(document: dict[str, Any], title: str = "edgekit benchmark") -> s
     target = document["target"]
     mechanism = memory_caps(variants)
     misfits = [f"did not fit the emulated memory: {m['name']}" for m in document.get("did_not_fit", [])]
-    notes = target.get("emulated", []) + mechanism + target.get("caveats", []) + misfits
+    skipped = [f"not run here: {s['name']}: {s['reason']}" for s in document.get("skipped", [])]
+    notes = target.get("emulated", []) + mechanism + target.get("caveats", []) + misfits + skipped
     emulation = "".join(f"<li>{_esc(item)}</li>" for item in notes)
+    estimated = ""
+    if document.get("estimated"):  # the device's figures: estimates only, with band and assumptions
+        assumptions = {a for e in document["estimated"]["variants"] for x in e.get("estimates", [])[:1]
+                       for a in x["assumptions"]}  # fmt: skip
+        items = "".join(f"<li>{_esc(a)}</li>" for a in sorted(assumptions))
+        estimated = _table(estimate_table(document), estimate_title(document)) + f"<ul class=caption>{items}</ul>"
+        title = f"{title}: {headline(document)}"
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{_esc(title)}</h1>"
         f'<p class="caption">{_esc(caption(document))}</p>'
-        f"{_table((COLUMNS, rows(document)))}"
+        f"{_table((header(document, COLUMNS), rows(document)))}{estimated}"
         f"{f'<ul class=caption>{emulation}</ul>' if emulation else ''}"
-        f"<h2>Latency per variant</h2>{_latency_chart(variants)}"
+        f"<h2>Latency per variant{' on this host (not the device)' if estimated else ''}</h2>"
+        f"{_latency_chart(variants)}"
         f"<h2>Accuracy against latency</h2>{_pareto_chart(variants)}"
         f"<h2>Memory and size</h2>{_bars(variants, 'peak_rss_mb', 'peak RSS (MB, kernel VmHWM)', 'memory')}"
         f"{_bars(variants, 'model_size_mb', 'model size (MB)', 'size')}"

@@ -10,6 +10,24 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+_TIMED = {"p50 ms", "p90 ms", "p99 ms", "tokenize p50 ms", "speed-up", "load s"}
+
+
+def header(document: dict[str, Any], names: list[str]) -> list[str]:
+    """Column names; with estimates, every timed column says it is this host's, not the device's."""
+    if "estimated" not in document:
+        return names
+    return [f"this host {name}" if name in _TIMED else name for name in names]
+
+
+def headline(document: dict[str, Any]) -> str:
+    """The title: with estimates it says the timings are this host's and names the device they are not."""
+    target = document["target"]
+    if "estimated" not in document:
+        return "edgekit bench"
+    return f"edgekit bench: measured on {target['host_label']}; {target['name']} figures are estimated"
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -43,7 +61,8 @@ def rows(document: dict[str, Any]) -> list[list[str]]:
 def caption(document: dict[str, Any]) -> str:
     s, env, target = document["settings"], document["environment"], document["target"]
     host = env["host"]
-    return (
+    where = f"Timings measured on {target['host_label']}: " if "estimated" in document else ""
+    return where + (
         f"batch 1, {s['threads']} threads, {s['runs']} timed runs x {s['rounds']} round(s) per variant "
         f"after {s['warmup']} warm-up, tokenization included; data: {s['data']}; "
         f"target {target['name']} ({target['mode']}); {host['cpu_model']}, {host['usable_cores']} cores. "
@@ -59,11 +78,11 @@ TERMINAL_COLUMNS = ["variant", "engine", "precision", "size MB", "accuracy", "p5
 def rich_table(document: dict[str, Any]):
     from rich.table import Table
 
-    table = Table(title="edgekit bench", caption=caption(document), caption_justify="left")
+    table = Table(title=headline(document), caption=caption(document), caption_justify="left")
     keep = [COLUMNS.index(name) for name in TERMINAL_COLUMNS]
-    for name in TERMINAL_COLUMNS:
+    for name, shown in zip(TERMINAL_COLUMNS, header(document, TERMINAL_COLUMNS), strict=True):
         table.add_column(
-            name, justify="left" if name in {"variant", "engine", "precision"} else "right", no_wrap=name == "variant"
+            shown, justify="left" if name in {"variant", "engine", "precision"} else "right", no_wrap=name == "variant"
         )
     for row in rows(document):
         table.add_row(*(row[i] for i in keep))
@@ -71,8 +90,10 @@ def rich_table(document: dict[str, Any]):
 
 
 def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
+    if "estimated" in document:
+        title = f"{title}: measured on {document['target']['host_label']}"
     lines = [f"# {title}", "", caption(document), ""]
-    lines.append("| " + " | ".join(COLUMNS) + " |")
+    lines.append("| " + " | ".join(header(document, COLUMNS)) + " |")
     lines.append("|" + "|".join("---" for _ in COLUMNS) + "|")
     lines += ["| " + " | ".join(row) + " |" for row in rows(document)]
     lines += ["", "Spread between rounds (max/min of per-round medians):", ""]
@@ -80,6 +101,8 @@ def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
         medians = ", ".join(f"{m:.2f}" for m in v["round_medians_ms"])
         lines.append(f"- {v['name']}: {v['round_spread_pct']:.1f}% (round medians {medians} ms)")
     lines += _shape_lines(document["variants"]) + _cold_start_lines(document["variants"])
+    lines += estimate_lines(document)
+    lines += [f"Not run here: {s['name']}: {s['reason']}" for s in document.get("skipped", [])]
     target = document["target"]
     if target.get("emulated"):
         lines += ["", f"Emulated: {', '.join(target['emulated'])}."]
@@ -153,3 +176,52 @@ def _shape_lines(variants: list[dict[str, Any]]) -> list[str]:
 
 def _cold_start_lines(variants: list[dict[str, Any]]) -> list[str]:
     return _markdown_table(COLD_START_TITLE, cold_start_table(variants))
+
+
+def estimate_table(document: dict[str, Any]) -> Table | None:
+    """The device's estimated batch-1 latency per variant and length, with its band and basis."""
+    section = document.get("estimated")
+    if not section:
+        return None
+    target = section["target"]
+    head = ["variant", "tokens", f"{target} estimated ms", "band ms (low-high)", "basis"]
+    body = []
+    for entry in section["variants"]:
+        if "error" in entry:
+            body.append([entry["name"], "—", "not estimated", "—", entry["error"]])
+        for e in entry.get("estimates", []):
+            body.append([entry["name"], str(e["tokens"]), _fmt(e["value_ms"]),
+                         f"{_fmt(e['low_ms'])}-{_fmt(e['high_ms'])}", e["basis"]])  # fmt: skip
+    return head, body
+
+
+def estimate_title(document: dict[str, Any]) -> str:
+    return f"Estimated on {document['estimated']['target']} (not measured; an estimate with its error band)"
+
+
+def estimate_lines(document: dict[str, Any]) -> list[str]:
+    table = estimate_table(document)
+    if table is None:
+        return []
+    lines = _markdown_table(estimate_title(document), table)
+    if note := document["estimated"].get("note"):
+        lines.append(f"Note: {note}.")
+    for entry in document["estimated"]["variants"]:
+        if entry.get("estimates"):
+            assumptions = entry["estimates"][0]["assumptions"]
+            lines += ["", f"Assumptions for {entry['name']}:"] + [f"- {a}" for a in assumptions]
+    return lines
+
+
+def rich_estimates(document: dict[str, Any]):
+    """The terminal table of the device's estimates, or None when the run has none."""
+    from rich.table import Table
+
+    table = estimate_table(document)
+    if table is None:
+        return None
+    head, body = table
+    rich = Table(*head[:4], title=estimate_title(document), caption=body[0][4] if body else None)
+    for row in body:
+        rich.add_row(*row[:4])
+    return rich

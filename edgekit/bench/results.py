@@ -1,4 +1,10 @@
-"""The benchmark results file: a versioned JSON document that reports are rendered from."""
+"""The benchmark results file: a versioned JSON document that reports are rendered from.
+
+Optional keys added within schema 1 (readers ignore what they do not know): ``skipped``
+(artifacts whose engine cannot run on the machine, with the reason) and ``estimated`` (a
+profile of another architecture, or a phone: per variant the device's estimated latency,
+band, basis and assumptions; ``target.host_label`` then names the machine that was timed).
+"""
 
 from __future__ import annotations
 

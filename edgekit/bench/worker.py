@@ -125,10 +125,10 @@ def _time_batches(adapter, spec: WorkerSpec) -> list[dict]:
 
 def measure(spec: WorkerSpec) -> dict:
     entered_at, started = time.time(), time.perf_counter()
-    from edgekit.bench.adapters import ADAPTERS
+    from edgekit.bench.adapters import adapter_for
     from edgekit.data import TextDataset
 
-    adapter_cls = ADAPTERS[spec.kind]
+    adapter_cls = adapter_for(spec.kind, Path(spec.path))
     adapter_cls.import_engine(Path(spec.path))
     imported = time.perf_counter()
     adapter = adapter_cls(Path(spec.path), spec.threads, spec.max_length, spec.runtime_target)
@@ -138,10 +138,12 @@ def measure(spec: WorkerSpec) -> dict:
 
     for text in spec.latency_texts[: spec.warmup]:
         adapter.predict_one(text)
+    # Images: each input is a file path, so latency covers reading, decoding and pre-processing,
+    # and tokenize_ms times those alone (the same files, after the model's runs: a warm page cache).
     latency_ms = [_time_ms(adapter.predict_one, text) for text in spec.latency_texts]
-    token_counts = [adapter.token_count(text) for text in spec.latency_texts]
+    token_counts = [adapter.token_count(text) for text in spec.latency_texts] if adapter.is_text else []
     tokenize_ms = [_time_ms(adapter.tokenize_one, text) for text in spec.latency_texts]
-    shapes = _time_shapes(adapter, spec) if spec.shape_runs else []
+    shapes = _time_shapes(adapter, spec) if spec.shape_runs and adapter.is_text else []
     batches = _time_batches(adapter, spec) if spec.shape_runs else []
 
     predictions: list[int] = []
@@ -161,6 +163,7 @@ def measure(spec: WorkerSpec) -> dict:
         "path": spec.path,
         "engine": adapter.engine,
         "precision": adapter.precision,
+        "input_kind": "text" if adapter.is_text else "image",  # what tokenize_ms timed: tokenizing, or decoding
         "labels": adapter.labels,
         "threads": spec.threads,
         "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,

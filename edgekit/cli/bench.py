@@ -92,7 +92,7 @@ def bench(
 
     `edgekit bench compare yesterday.json today.json`
     """
-    from edgekit.bench.report import markdown, rich_table
+    from edgekit.bench.report import markdown, rich_estimates, rich_table
     from edgekit.bench.results import write_results
     from edgekit.bench.session import benchmark_artifacts
 
@@ -114,6 +114,10 @@ def bench(
             )
     write_results(document, out)
     console.print(rich_table(document))
+    if (estimates := rich_estimates(document)) is not None:  # the device's figures, never the host's
+        console.print(estimates)
+    for skipped in document.get("skipped", []):
+        console.print(f"not run here: {skipped['name']}: {skipped['reason']}")
     console.print(f"Results: {out}")
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)

@@ -122,6 +122,8 @@ def convert(
             f"[bold red]Rejected by the accuracy gate:[/] {', '.join(rejected)} "
             f"(kept under {result.out}/rejected/ for inspection; do not deploy them)."
         )
+    for name, reason in summary.not_runnable.items():
+        console.print(f"[yellow]Built but not runnable here, so neither gated nor benchmarked:[/] {name} ({reason}).")
     console.print(
         f"{verb} {result.out}. [bold]Recommended: {summary.recommended}[/] — {summary.recommended_because}.\n"
         f"Load it with EdgeModel.load('{result.out}') or use {result.artifact_dir}. Details: {result.out}/summary.md"

@@ -38,6 +38,11 @@ def serve(
     max_batch_tokens: Annotated[
         int, typer.Option(min=1, help="Rows x padded tokens per inference call (bounds one request's memory).")
     ] = 2048,
+    max_images: Annotated[int, typer.Option(min=1, help="Images per request (image models).")] = 16,
+    max_image_bytes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Encoded bytes per image (image models; default and ceiling: the manifest's)."),
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
 ) -> None:
     """Serve an artifact over HTTP: `POST /v1/predict`, `GET /v1/health`, `GET /v1/model` (JSON).
@@ -56,12 +61,15 @@ def serve(
     `edgekit serve artifacts/my-bert --host 0.0.0.0 --port 8080 --threads 2 --workers 2 --queue-size 32`
 
     `curl -s localhost:8000/v1/predict -d '{"texts": ["turn off the lights", "play some jazz"]}'`
+
+    `curl -s localhost:8000/v1/predict -F image=@cat.jpg -F image=@dog.png` (an image model)
     """
     from edgekit.serve import ServeLimits, serve_artifact
 
     limits = ServeLimits(
         workers=workers, queue_size=queue_size, max_texts=max_texts, max_text_chars=max_text_chars,
         max_body_bytes=max_body_bytes, max_connections=max_connections, max_in_flight=max_in_flight,
-        max_request_chars=max_request_chars, max_batch_tokens=max_batch_tokens,
+        max_request_chars=max_request_chars, max_batch_tokens=max_batch_tokens, max_images=max_images,
+        max_image_bytes=max_image_bytes,
     )  # fmt: skip
     serve_artifact(artifact, host, port, threads, limits, access_log)

@@ -157,12 +157,16 @@ def _benchmark(
     settings = BenchSettings(threads=run.threads, runs=recipe.bench.runs, warmup=recipe.bench.warmup,
                              rounds=recipe.bench.rounds, cpu_affinity=run.cpu_affinity,
                              memory_cap_mb=run.memory_cap_mb)  # fmt: skip
-    variants = [Variant(r.name, "artifact", staging / r.name, run.env_for(r.engine)) for r in records]
+    for record in records:  # an engine this machine cannot run (Core ML on Linux) is never timed here
+        if record.not_runnable:
+            reporter.note(f"{record.name}: not benchmarked: not runnable here ({record.not_runnable})")
+    runnable = [r for r in records if not r.not_runnable]
+    variants = [Variant(r.name, "artifact", staging / r.name, run.env_for(r.engine)) for r in runnable]
     reference = read_manifest(staging / REFERENCE)
     source_record = None
     if recipe.bench.pytorch_baseline:
         name = "pytorch-fp32-teacher" if recipe.distill else "pytorch-fp32"
-        max_length = reference.tokenizer["max_length"]
+        max_length = reference.tokenizer["max_length"] if reference.tokenizer else None  # images: no tokens
         variants.insert(0, Variant(name, "pytorch", Path(recipe.model), max_length=max_length))
         source_record = VariantRecord(name, "pytorch", "fp32", 0.0, gate=None, is_source=True)
     # The labels only serve the PyTorch row's accuracy; the artifacts' accuracy is the gate's (batch 1).
@@ -173,7 +177,7 @@ def _benchmark(
     title = f"Benchmarking {len(variants)} variants on {target.name} ({run.threads} threads, {settings.rounds} rounds)"
     with reporter.stage(title):
         summaries = run_benchmark(variants, inputs, settings, on_progress=reporter.note)
-    timed = ([source_record] if source_record else []) + records
+    timed = ([source_record] if source_record else []) + runnable
     for record, summary in zip(timed, summaries, strict=True):
         record.latency_ms = {k: summary["latency_ms"][k] for k in ("median", "p90", "p99", "mean")}
         if record.is_source:
@@ -192,10 +196,11 @@ def _benchmark(
 
 
 def _place(records: list[VariantRecord], staging: Path) -> dict[str, str]:
-    """Move rejected variants under rejected/, so nobody deploys them by mistake."""
+    """Move rejected variants under rejected/, so nobody deploys them by mistake. A variant this
+    machine cannot run was not rejected: it keeps its own folder, its manifest saying it is unchecked."""
     locations = {}
     for record in records:
-        if record.passed:
+        if record.passed or record.not_runnable:
             locations[record.name] = record.name
             continue
         (staging / REJECTED_DIR).mkdir(exist_ok=True)

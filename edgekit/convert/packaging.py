@@ -36,13 +36,16 @@ def build_reference(
     distillation: dict[str, Any] | None = None,
 ) -> Manifest:
     folder.mkdir(parents=True, exist_ok=True)
-    with reporter.stage(f"Exporting ONNX ({recipe.export.exporter})"):
+    exporter = recipe.export.exporter
+    if source.preprocessing is not None:  # image classifiers: torch.onnx (export/onnx_image.py)
+        exporter = "dynamo" if exporter == "dynamo" else "torchscript"
+    with reporter.stage(f"Exporting ONNX ({exporter})"):
         graph = export_onnx(source, folder, recipe.export)
     with reporter.stage("Packaging the artifact"):
         manifest = package_reference(source, folder, graph, recipe, target)
         if distillation is not None:
             manifest.metrics["distillation"] = distillation
-    with reporter.stage(f"Checking parity on {len(parity_texts)} real texts"):
+    with reporter.stage(f"Checking parity on {len(parity_texts)} real inputs"):
         report = check_parity(source, folder, parity_texts, recipe.parity.batch_sizes, recipe.parity.atol)
         manifest.parity = report.to_dict()
         seal(folder, manifest)
@@ -50,7 +53,7 @@ def build_reference(
     if not report.passed:
         raise ParityError(
             f"The exported model does not match PyTorch: max |Δlogit| {report.max_abs_diff:.3e} "
-            f"(allowed {report.atol:.1e}), {report.tokenizer_mismatches} tokenizer mismatches. "
+            f"(allowed {report.atol:.1e}), {report.tokenizer_mismatches} pre-processing mismatches. "
             "Nothing was written. Try the other exporter (--exporter), or raise parity.atol in the "
             "recipe if this difference is acceptable for your use."
         )
@@ -60,14 +63,28 @@ def build_reference(
 def describe_parity(report: ParityReport) -> str:
     return (
         f"parity: max |Δlogit| {report.max_abs_diff:.2e} (allowed {report.atol:.0e}), "
-        f"label agreement {report.label_agreement:.3f}, token lengths {report.token_lengths}"
+        f"label agreement {report.label_agreement:.3f}, "
+        + (f"token lengths {report.token_lengths}" if report.token_lengths else f"{report.texts} images")
     )
 
 
-def package_reference(source: LoadedSource, staging: Path, graph, recipe: Recipe, target: TargetProfile) -> Manifest:
+def _tokenizer_fields(source: LoadedSource, staging: Path, recipe: Recipe) -> dict[str, Any] | None:
+    """Text: write tokenizer.json and describe it. Image tasks have no tokenizer (``preprocessing`` instead)."""
     tokenizer = source.tokenizer
+    if tokenizer is None:
+        return None
     tokenizer.backend_tokenizer.save(str(staging / TOKENIZER_FILE))
     max_length = min(recipe.export.max_length or source.max_length, source.max_length)
+    return {
+        "file": TOKENIZER_FILE,
+        "max_length": max_length,
+        "pad_id": tokenizer.pad_token_id,
+        "pad_token": tokenizer.pad_token,
+        "truncation_side": tokenizer.truncation_side,
+    }
+
+
+def package_reference(source: LoadedSource, staging: Path, graph, recipe: Recipe, target: TargetProfile) -> Manifest:
     manifest = Manifest(
         task=source.task,
         labels=source.labels,
@@ -76,13 +93,8 @@ def package_reference(source: LoadedSource, staging: Path, graph, recipe: Recipe
         model_file=graph.model_path.name,
         inputs=graph.inputs,
         outputs=graph.outputs,
-        tokenizer={
-            "file": TOKENIZER_FILE,
-            "max_length": max_length,
-            "pad_id": tokenizer.pad_token_id,
-            "pad_token": tokenizer.pad_token,
-            "truncation_side": tokenizer.truncation_side,
-        },
+        tokenizer=_tokenizer_fields(source, staging, recipe),
+        preprocessing=source.preprocessing,
         source=source.info,
         recipe_hash=recipe.content_hash(),
         edgekit_version=__version__,
@@ -97,7 +109,8 @@ def package_reference(source: LoadedSource, staging: Path, graph, recipe: Recipe
 def package_variant(reference_dir: Path, folder: Path, kind: VariantKind, model_file: str) -> Manifest:
     """A variant's artifact: its model file(s) plus the reference's tokenizer and manifest fields."""
     reference = read_manifest(reference_dir)
-    shutil.copy2(reference_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+    if reference.tokenizer is not None:  # image artifacts carry their pre-processing in the manifest
+        shutil.copy2(reference_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
     fields = {**reference.__dict__, "engine": kind.engine, "precision": kind.precision, "model_file": model_file,
               "batch_invariant": kind.batch_invariant}  # fmt: skip
     kept = {k: v for k, v in reference.metrics.items() if k == "distillation"}  # a property of the weights

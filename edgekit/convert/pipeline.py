@@ -19,9 +19,10 @@ from pathlib import Path
 from edgekit.artifact import Manifest, load_manifest, read_manifest
 from edgekit.convert.bundle import build_variants
 from edgekit.convert.distillation import distill_source
+from edgekit.convert.image_sources import describe_model
 from edgekit.convert.packaging import build_reference
 from edgekit.convert.recipe import Recipe, recipe_inputs, record_source_path
-from edgekit.convert.sources import resolve_reference
+from edgekit.convert.sources import LoadedSource
 from edgekit.convert.summary import BundleSummary
 from edgekit.convert.variants import REFERENCE, get_variant
 from edgekit.data import TextDataset
@@ -48,8 +49,8 @@ class ConvertResult:
 
 def _reusable(out: Path, recipe: Recipe) -> ConvertResult | None:
     """The existing output at ``out`` if it was made from this recipe and these weights."""
-    _, source_info = resolve_reference(recipe.model)
-    if source_info["kind"] != "hf-dir":
+    source_info = describe_model(recipe.model)
+    if source_info["kind"] not in ("hf-dir", "module"):
         return None  # a hub model may have changed upstream: rebuild
     try:
         if recipe.is_bundle:
@@ -72,9 +73,16 @@ def _reusable(out: Path, recipe: Recipe) -> ConvertResult | None:
 
 
 def convert(
-    recipe: Recipe, reporter: Reporter | None = None, force: bool = False, resume: bool = False
+    recipe: Recipe,
+    reporter: Reporter | None = None,
+    force: bool = False,
+    resume: bool = False,
+    source: LoadedSource | None = None,
 ) -> ConvertResult:
     """Convert the recipe's model into an artifact (or a bundle of variants) at ``recipe.out``.
+
+    ``source``: a model already in memory (``convert.module_api.convert_module``); it is never reused
+    from an earlier run, since nothing fingerprints an in-memory module.
 
     With ``recipe.distill`` the model is first distilled into a student, which is then what
     gets exported; ``resume`` continues an interrupted distillation from its last checkpoint.
@@ -87,7 +95,7 @@ def convert(
     target = load_target(recipe.target)  # fail on an unknown target before any slow work
     inputs = recipe_inputs(recipe, out)
     check_destination(out, inputs)  # before any slow work: never a folder edgekit did not write, nor an input
-    if not force and (existing := _reusable(out, recipe)) is not None:
+    if source is None and not force and (existing := _reusable(out, recipe)) is not None:
         reporter.note(f"{out} is up to date with this recipe and model; reusing it (--force rebuilds).")
         return existing
 
@@ -96,8 +104,10 @@ def convert(
     _check_data_for_variants(recipe, data)
     parity_texts = pick_parity_texts(data.texts if data else list(task.probe_inputs), recipe.parity.samples)
 
-    with reporter.stage(f"Loading {recipe.model}"):
-        source = task.load_source(recipe.model, recipe.revision, recipe.trust_remote_code, record_source_path(recipe))
+    if source is None:
+        with reporter.stage(f"Loading {recipe.model}"):
+            record = record_source_path(recipe)
+            source = task.load_source(recipe.model, recipe.revision, recipe.trust_remote_code, record)
     distillation = None
     if recipe.distill is not None:
         source, distillation = distill_source(source, recipe, data, out, reporter, resume)

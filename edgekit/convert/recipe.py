@@ -23,7 +23,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgekit.artifact import sha256_file
+from edgekit.convert.image_sources import FactorySpec
 from edgekit.errors import RecipeError, describe_validation_error
+from edgekit.image_data import folder_fingerprint
 from edgekit.yaml_files import read_yaml_mapping
 
 # Files of a checkpoint that change what gets built besides the weights (labels, tokenizer).
@@ -33,6 +35,7 @@ _CHECKPOINT_METADATA = (
     "tokenizer_config.json",
     "vocab.txt",
     "special_tokens_map.json",
+    "preprocessor_config.json",  # an image classifier's resize/crop/normalisation
 )
 
 
@@ -43,6 +46,7 @@ class _Strict(BaseModel):
 class DataSpec(_Strict):
     path: Path
     text_column: str = "text"
+    image_column: str = "path"  # image tasks' CSV/JSONL: image paths relative to the file (or `path` is a folder)
     label_column: str | None = "label"
     format: Literal["tsv", "csv", "jsonl"] | None = None
 
@@ -69,8 +73,9 @@ class CalibrationSpec(_Strict):
 
 class QuantizationSpec(_Strict):
     calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
-    # MatMul-only: all-op static QDQ kept only 0.66-0.76 agreement with FP32 (docs/stack-findings.md).
-    static_op_types: list[str] = Field(default_factory=lambda: ["MatMul"], min_length=1)
+    # None: the task's measured set (MatMul-only for text: all-op QDQ kept 0.66-0.76 agreement on MiniLM;
+    # every operator for CNNs: Conv-only kept 0.46 on EfficientNet-Lite0; docs/stack-findings.md).
+    static_op_types: list[str] | None = Field(None, min_length=1)
     per_channel: bool | None = Field(None, description="None: the target profile's choice")
     reduce_range: bool | None = Field(None, description="None: the target profile's choice")
 
@@ -137,7 +142,9 @@ class DistillSpec(_Strict):
 
 
 class Recipe(_Strict):
-    model: str = Field(description="HF checkpoint directory or hub id")
+    model: str | FactorySpec = Field(
+        description="HF checkpoint directory or hub id; for images also {factory, weights, input, labels}"
+    )
     task: str = Field("text-classification", description="a task of the registry (edgekit.tasks)")
     out: Path | None = None
     target: str = "host"
@@ -219,7 +226,8 @@ class Recipe(_Strict):
 
         fields = self.model_dump(mode="json")
         fields["_edgekit_version"] = __version__
-        fields["_inputs_sha256"] = {str(path): sha256_file(path) for path in self._input_files() if path.is_file()}
+        fields["_inputs_sha256"] = {str(path): sha256_file(path) if path.is_file() else folder_fingerprint(path)
+                                    for path in self._input_files() if path.exists()}  # fmt: skip
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -231,6 +239,8 @@ class Recipe(_Strict):
         if self.distill is not None:
             specs += [self.distill.data, self.distill.eval_data]
         files = [spec.path for spec in specs if spec is not None]
+        if isinstance(self.model, FactorySpec) and self.model.weights is not None:
+            files.append(self.model.weights)  # the factory spec is in the dump; its weights by content
         for folder in (Path(self.model), Path(self.distill.student) if self.distill and self.distill.student else None):
             if folder is not None and folder.is_dir():
                 files += [folder / name for name in _CHECKPOINT_METADATA]
@@ -247,7 +257,9 @@ class Recipe(_Strict):
         def data(spec: DataSpec | None) -> DataSpec | None:
             return None if spec is None else spec.model_copy(update={"path": path(spec.path)})
 
-        def model_ref(ref: str) -> str:  # a hub id stays as it is
+        def model_ref(ref: str | FactorySpec) -> str | FactorySpec:  # a hub id stays as it is
+            if isinstance(ref, FactorySpec):
+                return ref if ref.weights is None else ref.model_copy(update={"weights": path(ref.weights)})
             return str(path(Path(ref))) if (base / ref).exists() and not Path(ref).is_absolute() else ref
 
         calibration = self.quantization.calibration

@@ -26,10 +26,15 @@ class VariantRecord:
     notes: list[str] = field(default_factory=list)
     is_source: bool = False  # the PyTorch checkpoint, timed for comparison; never recommended
     accuracy: float | None = None  # for the source row, from the benchmark harness
+    # Why this machine cannot run the variant's engine (Core ML on Linux): built and sealed, but
+    # never gated, timed or recommended here (EngineSpec.unavailable_reason).
+    not_runnable: str | None = None
 
     @property
     def passed(self) -> bool:
-        return not self.is_source and self.parity_passed and (self.gate is None or self.gate.passed)
+        if self.is_source or self.not_runnable:
+            return False
+        return self.parity_passed and (self.gate is None or self.gate.passed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +49,7 @@ class VariantRecord:
             "preflight": self.outlook.to_dict() if self.outlook else None,
             "notes": self.notes,
             "is_source": self.is_source,
+            "not_runnable": self.not_runnable,
             "accuracy": self.accuracy if self.is_source else (self.gate.accuracy if self.gate else None),
         }
 

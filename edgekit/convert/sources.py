@@ -30,12 +30,13 @@ _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
 
 @dataclass
 class LoadedSource:
-    model: Any  # transformers.PreTrainedModel, in eval mode
-    tokenizer: Any  # transformers.PreTrainedTokenizerFast
+    model: Any  # transformers.PreTrainedModel (or, for images, any nn.Module), in eval mode
+    tokenizer: Any  # transformers.PreTrainedTokenizerFast; None for image tasks
     labels: list[str]
     task: str
     info: dict[str, Any] = field(default_factory=dict)  # goes into manifests: no local paths unless asked
     location: str | None = None  # where it was loaded from on this machine (a folder or a hub id); never recorded
+    preprocessing: dict[str, Any] | None = None  # images: the manifest's `preprocessing` (convert/image_sources.py)
 
     @property
     def max_length(self) -> int:
@@ -186,6 +187,9 @@ def load_text_classifier(
             "head, so there is nothing fine-tuned to export. Fine-tune it for text classification first "
             "(see `edgekit quickstart`, which does this on demo data), then convert the result."
         )
+    from edgekit.tasks.detect import detect_task
+
+    detect_task(config)  # refuses what a classifier export would get wrong: is_decoder, regression, multi-label
     try:
         model = transformers.AutoModelForSequenceClassification.from_pretrained(
             location, revision=revision, trust_remote_code=trust_remote_code

@@ -69,7 +69,14 @@ class BundleSummary:
 
     @property
     def rejected(self) -> list[str]:
-        return [v["name"] for v in self.variants if not v["passed"] and not v["is_source"]]
+        """Variants the gate refused (not those it could not run here: see ``not_runnable``)."""
+        refused = [v for v in self.variants if not v["passed"] and not v["is_source"] and not v.get("not_runnable")]
+        return [v["name"] for v in refused]
+
+    @property
+    def not_runnable(self) -> dict[str, str]:
+        """Variant -> why this machine could not run it (built, sealed, never gated or recommended)."""
+        return {v["name"]: v["not_runnable"] for v in self.variants if v.get("not_runnable")}
 
 
 COLUMNS = ["variant", "engine", "precision", "size MB", "accuracy", "Δ pts", "agreement", "gate", "p50 ms",
@@ -91,9 +98,17 @@ def _delta(v: dict[str, Any], reference_accuracy: float | None) -> str:
     return f"{(gate['accuracy'] - reference_accuracy) * 100:+.2f}"
 
 
+def _agreement_cell(v: dict[str, Any]) -> str:
+    if v["is_source"] or v.get("not_runnable"):
+        return "—"
+    return "1.0000" if not v["gate"] else f"{v['gate']['agreement']:.4f}"
+
+
 def _gate_cell(v: dict[str, Any]) -> str:
     if v["is_source"]:
         return "source"
+    if v.get("not_runnable"):  # summaries from before the field lack the key
+        return f"not runnable here: {v['not_runnable']}"
     if not v["gate"]:
         return "reference"
     return "pass" if v["passed"] else "REJECTED"
@@ -106,7 +121,7 @@ def table_rows(summary: BundleSummary) -> list[list[str]]:
     rows = []
     for v in variants:
         gate, lat = v["gate"], v["latency_ms"]
-        accuracy = v["accuracy"] if v["is_source"] or gate else reference_accuracy
+        accuracy = v["accuracy"] if v["is_source"] or gate or v.get("not_runnable") else reference_accuracy
         speedup = f"{base['latency_ms']['median'] / lat['median']:.2f}x" if base and lat else "—"
         rows.append(
             [
@@ -116,7 +131,7 @@ def table_rows(summary: BundleSummary) -> list[list[str]]:
                 f"{v['size_mb']:.1f}",
                 "—" if accuracy is None else f"{accuracy:.4f}",
                 _delta(v, reference_accuracy),
-                "—" if v["is_source"] else "1.0000" if not gate else f"{gate['agreement']:.4f}",
+                _agreement_cell(v),
                 _gate_cell(v),
                 "—" if not lat else f"{lat['median']:.2f}",
                 "—" if not lat else f"{lat['p90']:.2f}",

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from edgekit.artifact import model_size_mb, read_manifest
+from edgekit.artifact import Manifest, model_size_mb, read_manifest
 from edgekit.convert.gate import EvalSet, batch1_logits, batch_consistency_of, judge
 from edgekit.convert.packaging import describe_parity, package_variant
 from edgekit.convert.recipe import Recipe
@@ -18,6 +19,7 @@ from edgekit.convert.variants import REFERENCE, BuildContext, get_variant
 from edgekit.export.parity import check_parity
 from edgekit.outputs import seal
 from edgekit.progress import Reporter
+from edgekit.runtime.engines import get_engine
 from edgekit.targets.preflight import Outlook
 from edgekit.targets.profiles import TargetProfile
 
@@ -57,6 +59,10 @@ class VariantBuilder:
             output = kind.build(self.context, folder, self.recipe.variant_options(name))
             manifest = package_variant(self.staging / REFERENCE, folder, kind, output.model_file)
             manifest.metrics["build"] = output.settings
+            _add_manifest_fields(manifest, output.manifest_fields)
+        unavailable = get_engine(kind.engine).unavailable_reason()
+        if unavailable:
+            return self._not_runnable(name, folder, manifest, unavailable)
         parity_passed = True
         with self.reporter.stage(f"Gating {name} on {len(self.evaluation.texts)} rows (batch 1)"):
             if kind.strict_parity:
@@ -80,3 +86,24 @@ class VariantBuilder:
         if not parity_passed:
             record.notes.append("failed strict parity with PyTorch")
         return record
+
+    def _not_runnable(self, name: str, folder: Path, manifest: Manifest, reason: str) -> VariantRecord:
+        """Seal a variant this machine cannot run, its gate skipped with the reason: never claimed to pass."""
+        kind = get_variant(name)
+        manifest.metrics["gate"] = {"skipped": f"not runnable here: {reason}"}
+        seal(folder, manifest)
+        self.reporter.note(f"{name}: built, not gated: not runnable here ({reason})")
+        record = VariantRecord(name, kind.engine, kind.precision, folder_size_mb(folder), None, not_runnable=reason)
+        # The bundle copies record notes into the manifest: an app team reads this there too.
+        record.notes.append(f"not runnable here ({reason}): neither gated nor benchmarked; check parity on a "
+                            "device that runs it (docs/mobile.md)")  # fmt: skip
+        return record
+
+
+def _add_manifest_fields(manifest: Manifest, fields: dict[str, Any]) -> None:
+    """Manifest fields a build adds (ORT Mobile: ``mobile`` and a caveat note); notes are appended."""
+    for key, value in fields.items():
+        if key == "notes":
+            manifest.notes.extend(value)
+        else:
+            setattr(manifest, key, value)

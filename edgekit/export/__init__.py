@@ -19,6 +19,11 @@ __all__ = ["ExportedGraph", "export_onnx"]
 def export_onnx(source: LoadedSource, workdir: Path, spec: ExportSpec) -> ExportedGraph:
     """Write ``model.onnx`` (dynamic batch and sequence axes) into ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
+    if source.preprocessing is not None:  # an image classifier: pixel_values in, logits out
+        from edgekit.export.onnx_image import export_image_classifier
+
+        model_path = export_image_classifier(source, workdir, spec.opset, dynamo=spec.exporter == "dynamo")
+        return describe_onnx(model_path, exporter="torchscript" if spec.exporter == "optimum" else "dynamo")
     if spec.exporter == "optimum":
         from edgekit.export.onnx_optimum import export_with_optimum
 

@@ -46,6 +46,11 @@ def describe_onnx(model_path: Path, exporter: str) -> ExportedGraph:
     inputs = _tensor_specs(list(model.graph.input))
     outputs = _tensor_specs(list(model.graph.output))
     for spec in inputs:
+        if spec.name == "pixel_values":  # images: dynamic batch, fixed channels and size
+            fixed = all(isinstance(d, int) for d in spec.shape[1:])
+            if len(spec.shape) != 4 or isinstance(spec.shape[0], int) or not fixed:
+                raise ExportError(f"Input 'pixel_values' has shape {spec.shape}; expected [batch, C, H, W].")
+            continue
         if len(spec.shape) != 2 or any(isinstance(dim, int) for dim in spec.shape):
             raise ExportError(
                 f"Input '{spec.name}' has shape {spec.shape}; expected dynamic (batch, sequence) axes. "

@@ -3,12 +3,17 @@
 The comparison covers the whole path a device will take: the artifact's own tokenizer
 file and the ONNX graph under ONNX Runtime, against the transformers tokenizer and the
 PyTorch model, on real texts of several lengths in several (padded) batch sizes.
+
+For images, PyTorch runs on the tensors the runtime's ``ImagePreprocessor`` makes from the raw
+images (the one implementation of the manifest's pre-processing), while the artifact is given
+the raw images themselves: decoding, resizing and normalisation are inside the comparison.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +29,10 @@ class ParityReport:
     mean_abs_diff: float
     atol: float
     label_agreement: float
-    texts: int
+    texts: int  # inputs compared (texts or images)
     batch_sizes: list[int]
-    token_lengths: list[int]  # [shortest, longest] after tokenization
-    tokenizer_mismatches: int  # texts whose token ids differ between the two tokenizers
+    token_lengths: list[int]  # [shortest, longest] after tokenization; [] for images
+    tokenizer_mismatches: int  # texts whose token ids differ between the two tokenizers (0 for images)
 
     @property
     def passed(self) -> bool:
@@ -37,8 +42,12 @@ class ParityReport:
         return {**asdict(self), "passed": self.passed}
 
 
-def pick_parity_texts(texts: list[str], n: int) -> list[str]:
-    """``n`` texts spread evenly over the length range, so short and long inputs are both tried."""
+def pick_parity_texts(texts: list[Any], n: int) -> list[Any]:
+    """``n`` inputs: texts spread evenly over the length range, so short and long inputs are both
+    tried; other inputs (images as paths or arrays) spread evenly over the list, in its order."""
+    if not all(isinstance(text, str) for text in texts):
+        positions = np.linspace(0, len(texts) - 1, min(n, len(texts))).round().astype(int)
+        return [texts[i] for i in sorted(set(positions.tolist()))]
     unique = sorted(set(texts), key=len)
     if len(unique) <= n:
         return unique
@@ -54,6 +63,8 @@ def check_parity(
     from edgekit.runtime import EdgeModel
 
     edge = EdgeModel.load(artifact_dir, verify=True)
+    if source.preprocessing is not None:
+        return _image_parity(source, edge, texts, batch_sizes, atol)
     max_length = edge.manifest.tokenizer["max_length"]
     diffs: list[np.ndarray] = []
     agree = total = mismatches = 0
@@ -82,6 +93,32 @@ def check_parity(
         token_lengths=[min(lengths), max(lengths)],
         tokenizer_mismatches=mismatches,
     )
+
+
+def _image_parity(
+    source: LoadedSource, edge: Any, images: list[Any], batch_sizes: list[int], atol: float
+) -> ParityReport:
+    import torch
+
+    from edgekit.convert.image_sources import image_logits
+    from edgekit.runtime.image_preprocess import ImagePreprocessor
+
+    preprocess = ImagePreprocessor.for_artifact(edge.root, edge.manifest)
+    diffs: list[np.ndarray] = []
+    agree = total = 0
+    for batch_size in batch_sizes:
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+            pixels = torch.from_numpy(preprocess(batch)["pixel_values"])
+            with torch.inference_mode():
+                reference = image_logits(source.model, pixels).float().numpy()
+            candidate = edge.logits(batch)
+            diffs.append(np.abs(candidate - reference).ravel())
+            agree += int((candidate.argmax(-1) == reference.argmax(-1)).sum())
+            total += len(batch)
+    all_diffs = np.concatenate(diffs)
+    return ParityReport(float(all_diffs.max()), float(all_diffs.mean()), atol, agree / total, len(images),
+                        list(batch_sizes), [], 0)  # fmt: skip
 
 
 def _count_token_mismatches(reference: dict, runtime_feed: dict[str, np.ndarray]) -> int:

@@ -1,4 +1,5 @@
-"""Calibration inputs: real texts tokenized exactly as the runtime will tokenize them.
+"""Calibration inputs: real texts tokenized exactly as the runtime will tokenize them (or, for an
+image artifact, real images pre-processed by the runtime's ``ImagePreprocessor``).
 
 Each text is its own batch of one, so padding never enters the activation ranges that a
 static quantizer records.
@@ -7,6 +8,7 @@ static quantizer records.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,13 +19,18 @@ from edgekit.runtime.preprocess import TextPreprocessor
 Feed = dict[str, np.ndarray]
 
 
-def calibration_feeds(reference_artifact: Path, texts: list[str]) -> list[Feed]:
+def calibration_feeds(reference_artifact: Path, texts: list[Any]) -> list[Feed]:
     if not texts:
         raise DataError(
             "The calibration set is empty. Static INT8 and NNCF INT8 need real inputs: "
             "pass --data FILE (or set quantization.calibration.data in the recipe)."
         )
-    preprocess = TextPreprocessor.for_artifact(reference_artifact, read_manifest(reference_artifact))
+    manifest = read_manifest(reference_artifact)
+    if manifest.preprocessing is not None:  # an image artifact: decode, resize, crop, normalise
+        from edgekit.runtime.image_preprocess import ImagePreprocessor
+
+        return [ImagePreprocessor.for_artifact(reference_artifact, manifest)([image]) for image in texts]
+    preprocess = TextPreprocessor.for_artifact(reference_artifact, manifest)
     return [preprocess([text]) for text in texts]
 
 

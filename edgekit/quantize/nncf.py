@@ -14,8 +14,10 @@ def nncf_int8(
     feeds: list[Feed],
     validation: tuple[list[Feed], list[int]] | None = None,
     max_drop: float = 0.01,
+    model_type: str | None = "TRANSFORMER",
 ) -> None:
-    """Quantize with ``model_type=TRANSFORMER`` (keeps sensitive ops such as softmax in FP).
+    """Quantize with ``model_type=TRANSFORMER`` (keeps sensitive ops such as softmax in FP) for
+    transformers; ``model_type=None`` is NNCF's default scheme, the one for CNNs.
 
     With ``validation`` (feeds and label ids), runs ``quantize_with_accuracy_control``:
     layers are reverted to FP32 until the accuracy drop is at most ``max_drop`` (absolute,
@@ -29,9 +31,10 @@ def nncf_int8(
 
     model = ov.Core().read_model(str(source_xml))
     calibration = nncf.Dataset(feeds)
+    kind = {} if model_type is None else {"model_type": getattr(nncf.ModelType, model_type)}
     try:
         if validation is None:
-            quantized = nncf.quantize(model, calibration, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
+            quantized = nncf.quantize(model, calibration, subset_size=len(feeds), **kind)
         else:
             val_feeds, labels = validation
             quantized = nncf.quantize_with_accuracy_control(
@@ -41,8 +44,8 @@ def nncf_int8(
                 validation_fn=_accuracy_of,
                 max_drop=max_drop,
                 drop_type=nncf.DropType.ABSOLUTE,
-                model_type=nncf.ModelType.TRANSFORMER,
                 subset_size=len(feeds),
+                **kind,
             )
     except Exception as exc:  # nncf raises many kinds of errors from deep inside
         raise ExportError(f"NNCF quantization failed: {exc}") from exc

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.artifact import Manifest, load_artifact, model_file_path
-from edgekit.errors import ArtifactError
+from edgekit.errors import ArtifactError, InputError
 from edgekit.runtime.batching import plan_chunks
 from edgekit.runtime.classification import Prediction
 from edgekit.runtime.engines import Engine, create_engine, get_engine
@@ -111,12 +111,22 @@ class EdgeModel:
 
         Not chunked: the arrays are len(texts) x longest (int64), what one engine call would get.
         ``predict_batch`` and ``logits`` chunk; use this to inspect inputs, not to feed big lists.
+        Text artifacts only; for any artifact, ``features(inputs)`` gives the feed.
         """
-        return self._preprocess(self._preprocess.check(texts))
+        if self.manifest.tokenizer is None:
+            raise InputError(
+                f"tokenize() is for text models; this artifact's task is {self.manifest.task}, which has no "
+                "tokenizer. Call features(inputs) for the arrays it is fed."
+            )
+        return self.features(texts)
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw model outputs, shape (len(texts), num_labels), in the caller's order (chunked like predict_batch)."""
-        items = self._preprocess.check(texts)
+    def features(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
+        """The model's feed for ``inputs`` as one batch (not chunked: to inspect inputs, not for big lists)."""
+        return self._preprocess(self._preprocess.check(inputs))
+
+    def logits(self, inputs: Sequence[Any]) -> np.ndarray:
+        """Raw model outputs, shape (len(inputs), num_labels), in the caller's order (chunked like predict_batch)."""
+        items = self._preprocess.check(inputs)
         parts = list(self._chunks(items))
         if len(parts) == 1:
             return parts[0][1]
@@ -126,19 +136,23 @@ class EdgeModel:
             out[indices] = outputs
         return out
 
-    def predict(self, text: str) -> Prediction:
+    def predict(self, item: Any) -> Prediction:
+        """One input: a text for a text artifact; for an image artifact a path, encoded bytes, a PIL
+        image or an HxWxC (HxW) uint8 array."""
         # The batch-1 path of an app: no list to check, sort or chunk.
-        item = self._preprocess.check_one(text)
+        item = self._preprocess.check_one(item)
         return self._task.postprocess(self._engine.run(self._preprocess([item])), self.manifest.labels)[0]
 
-    def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
-        """Predict many texts in bounded engine calls; results are in the caller's order.
+    def predict_batch(self, inputs: Sequence[Any]) -> list[Prediction]:
+        """Predict many inputs (texts, or images as ``predict`` takes them) in bounded engine calls.
 
-        Rows are sorted by length and run in chunks of at most ``settings.max_batch_rows`` rows and
-        ``settings.max_batch_tokens`` padded tokens, each padded to its own longest row; artifacts
-        that are not batch-invariant run each row alone.
+        Results are in the caller's order. Texts are sorted by length and run in chunks of at most
+        ``settings.max_batch_rows`` rows and ``settings.max_batch_tokens`` padded tokens, each padded
+        to its own longest row; images in chunks of at most ``max_batch_rows`` images and
+        ``max_batch_tokens`` units of 1024 input values (docs/runtime.md), decoded one chunk at a
+        time. Artifacts that are not batch-invariant run each row alone.
         """
-        items = self._preprocess.check(texts)
+        items = self._preprocess.check(inputs)
         results: list[Any] = [None] * len(items)
         for indices, outputs in self._chunks(items):
             for index, result in zip(indices, self._task.postprocess(outputs, self.manifest.labels), strict=True):
@@ -152,7 +166,7 @@ class EdgeModel:
             for index, item in enumerate(items):
                 yield [index], self._engine.run(pre.collate(pre.encode([item], index)))
             return
-        window = settings.max_batch_rows * _WINDOW_CHUNKS
+        window = settings.max_batch_rows * getattr(pre, "window_chunks", _WINDOW_CHUNKS)
         for start in range(0, len(items), window):
             records = pre.encode(items[start : start + window], start)
             sizes = [pre.size(record) for record in records]

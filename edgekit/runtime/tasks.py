@@ -2,8 +2,8 @@
 
 A task turns raw input into the model's feed (its pre-processor: input checks, encoding
 without padding, collation into padded arrays) and the model's output into predictions (its
-post-processor). ``text-classification`` is the first entry; another task is one module with
-a pre-processor and a post-processor, registered with ``register_task``. The conversion half
+post-processor). ``text-classification`` and ``image-classification`` are built in; another
+task is one module with a pre-processor and a post-processor, registered with ``register_task``. The conversion half
 (loaders, datasets, example inputs) lives with the converter, not here: this stays light.
 """
 
@@ -20,7 +20,12 @@ from edgekit.errors import ArtifactError
 
 
 class Preprocessor(Protocol):
-    """Raw input -> model feed. Records are whatever ``encode`` returns: one per input, unpadded."""
+    """Raw input -> model feed. Records are whatever ``encode`` returns: one per input, unpadded.
+
+    Optional: ``window_chunks`` (int), how many chunks of inputs ``predict_batch`` encodes at once
+    before planning chunks (default 16: texts are sorted by length within the window; images, all
+    one size, use 1, so that only one chunk of decoded images is held).
+    """
 
     probe_input: Any  # one valid raw input, fed at load when the output width must be measured
 
@@ -93,17 +98,34 @@ def _check_labels(manifest: Any) -> None:
         )
 
 
-def _text_classification() -> TaskSpec:
+def _classification(name: str, preprocessor: Callable[[Path, Any], Preprocessor]) -> TaskSpec:
+    """A classification task: its own pre-processor; logits -> softmax predictions over the manifest's labels."""
     from edgekit.runtime.classification import predictions
-    from edgekit.runtime.preprocess import TextPreprocessor
 
     return TaskSpec(
-        name="text-classification",
-        preprocessor=TextPreprocessor.for_artifact,
+        name=name,
+        preprocessor=preprocessor,
         postprocess=predictions,
         output_width=lambda manifest: len(manifest.labels),
         check_manifest=_check_labels,
     )
 
 
+def _text_classification() -> TaskSpec:
+    from edgekit.runtime.preprocess import TextPreprocessor
+
+    return _classification("text-classification", TextPreprocessor.for_artifact)
+
+
+def _image_preprocessor(root: Path, manifest: Any) -> Preprocessor:
+    from edgekit.runtime.image_preprocess import ImagePreprocessor  # Pillow: only when an image artifact loads
+
+    return ImagePreprocessor.for_artifact(root, manifest)
+
+
+def _image_classification() -> TaskSpec:
+    return _classification("image-classification", _image_preprocessor)
+
+
 register_task(_text_classification())
+register_task(_image_classification())

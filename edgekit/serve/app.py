@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,10 +20,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from edgekit.artifact import is_bundle, read_summary
+from edgekit.artifact.task_fields import DEFAULT_MAX_IMAGE_BYTES, image_input_shape
 from edgekit.errors import InputError
 from edgekit.runtime import EdgeModel, Prediction
 from edgekit.serve.admission import BoundedPool, QueueFull
 from edgekit.serve.connections import ConnectionGate
+from edgekit.serve.image_payload import parse_image_body
 from edgekit.serve.inflight import RETRY_AFTER_S, InFlightLimit
 from edgekit.serve.limits import ServeLimits
 from edgekit.serve.payload import PayloadError, parse_predict_body
@@ -62,10 +64,29 @@ def model_max_length(model: EdgeModel) -> int:
     return int(model.manifest.tokenizer["max_length"])
 
 
-def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo, gate: ConnectionGate | None = None) -> FastAPI:
+Parser = Callable[[bytes, Request], Any]  # (body, request) -> PredictRequest | ImageRequest, or PayloadError
+
+
+def request_parser(model: EdgeModel, limits: ServeLimits) -> tuple[ServeLimits, int, Parser]:
+    """The limits resolved for this model, inputs per inference call, and the body parser of its task."""
+    preprocessing = model.manifest.preprocessing
+    if model.manifest.tokenizer is None and isinstance(preprocessing, dict) and preprocessing.get("type") == "image":
+        limits = limits.for_images(int(preprocessing.get("max_image_bytes", DEFAULT_MAX_IMAGE_BYTES)))
+        channels, height, width = image_input_shape(preprocessing)
+        units = -(-channels * height * width // 1024)  # what max_batch_tokens counts for an image
+        image_bytes = int(limits.max_image_bytes or DEFAULT_MAX_IMAGE_BYTES)
+
+        def parse_images(body: bytes, request: Request) -> Any:
+            return parse_image_body(body, request.headers.get("content-type", ""), limits, image_bytes)
+
+        return limits, max(1, limits.max_batch_tokens // units), parse_images
     max_length = model_max_length(model)
     limits = limits.for_model(max_length)
-    rows_per_call = limits.rows_per_call(max_length)
+    return limits, limits.rows_per_call(max_length), lambda body, request: parse_predict_body(body, limits)
+
+
+def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo, gate: ConnectionGate | None = None) -> FastAPI:
+    limits, rows_per_call, parse_body = request_parser(model, limits)
     pool = BoundedPool(limits.workers, limits.queue_size)
     in_flight = InFlightLimit(limits.max_in_flight, gate)
     started = time.monotonic()
@@ -92,9 +113,9 @@ def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo, gate: Con
     @app.post("/v1/predict")
     async def predict(request: Request) -> JSONResponse:
         try:
-            parsed = parse_predict_body(await read_capped_body(request, limits.max_body_bytes), limits)
+            parsed = parse_body(await read_capped_body(request, limits.max_body_bytes), request)
             # From here, not before the body is read: a slow upload is the client's time, not queueing.
-            future = pool.submit(_timed_predict, model, parsed.texts, rows_per_call, time.perf_counter())
+            future = pool.submit(_timed_predict, model, parsed.inputs, rows_per_call, time.perf_counter())
         except PayloadError as exc:
             return error_response(exc.status, exc.message)
         except QueueFull as exc:
@@ -152,7 +173,7 @@ async def read_capped_body(request: Request, limit: int, timeout_s: float = BODY
     Content-Length is only a hint: a chunked upload has none, so the bytes are counted as they arrive.
     """
     too_large = PayloadError(413, f"The request body is over this server's limit of {limit:,} bytes "
-                                  "(--max-body-bytes); send fewer or shorter texts per request.")  # fmt: skip
+                                  "(--max-body-bytes); send fewer or smaller inputs per request.")  # fmt: skip
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -180,7 +201,7 @@ def prediction_json(prediction: Prediction, labels: Sequence[str]) -> dict[str, 
             "scores": dict(zip(labels, prediction.scores, strict=True))}  # fmt: skip
 
 
-def _timed_predict(model: EdgeModel, texts: list[str], rows_per_call: int,
+def _timed_predict(model: EdgeModel, texts: list[Any], rows_per_call: int,
                    submitted: float) -> tuple[list[Prediction], float, float]:  # fmt: skip
     """Runs on a pool thread: the predictions, the time from admission to a worker starting, and inference time.
 

@@ -32,6 +32,9 @@ class ServeLimits:
     the kernel's listen backlog until one closes (never refused). One request's work is bounded by
     ``max_texts``, ``max_text_chars`` and ``max_request_chars``, and runs in inference calls of at
     most ``max_batch_tokens`` padded tokens, which bounds its memory whatever the model's max_length.
+    For an image model: ``max_images`` per request, each at most ``max_image_bytes`` encoded (and at
+    most the manifest's ``max_image_bytes`` and ``max_image_pixels``), in inference calls of at most
+    ``max_batch_tokens`` units of 1024 input values (a 3x224x224 image is 147 units).
     """
 
     workers: int = 1  # inferences that run at once, each on its own thread
@@ -43,12 +46,16 @@ class ServeLimits:
     max_in_flight: int = 64  # requests with a body being read or answered; beyond: 503 before reading
     max_request_chars: int = 32_768  # characters in all the texts of one request: bounds its time
     max_batch_tokens: int = 2048  # rows x padded tokens per inference call: bounds its memory
+    max_images: int = 16  # images in one request (image models)
+    max_image_bytes: int | None = None  # encoded bytes of one image; None: the manifest's max_image_bytes
 
     def __post_init__(self) -> None:
         positive = {"workers": self.workers, "max_texts": self.max_texts, "max_body_bytes": self.max_body_bytes,
-                    "max_request_chars": self.max_request_chars, "max_batch_tokens": self.max_batch_tokens}  # fmt: skip
-        if self.max_text_chars is not None:
-            positive["max_text_chars"] = self.max_text_chars
+                    "max_request_chars": self.max_request_chars, "max_batch_tokens": self.max_batch_tokens,
+                    "max_images": self.max_images}  # fmt: skip
+        for name in ("max_text_chars", "max_image_bytes"):
+            if getattr(self, name) is not None:
+                positive[name] = getattr(self, name)
         for name, value in positive.items():
             if value < 1:
                 raise ServeError(f"{name} must be at least 1, not {value}.")
@@ -73,6 +80,16 @@ class ServeLimits:
         if self.max_text_chars is not None:
             return self
         return replace(self, max_text_chars=CHARS_PER_TOKEN * max_length)
+
+    def for_images(self, manifest_max_image_bytes: int) -> ServeLimits:
+        """These limits for an image model: ``max_image_bytes`` no more than the manifest allows.
+
+        ``max_text_chars`` is filled too (with ``max_request_chars``) so that every limit has a number
+        to report; an image model refuses text fields anyway.
+        """
+        own = self.max_image_bytes or manifest_max_image_bytes
+        return replace(self, max_image_bytes=min(own, manifest_max_image_bytes),
+                       max_text_chars=self.max_text_chars or self.max_request_chars)  # fmt: skip
 
     def rows_per_call(self, max_length: int) -> int:
         """Texts per inference call: a call pads to at most max_length tokens per row."""

@@ -30,6 +30,10 @@ class PredictRequest:
     texts: list[str]
     single: bool  # sent as {"text": ...}: answer with one prediction, not a list
 
+    @property
+    def inputs(self) -> list[str]:  # what the app hands the model, as for an ImageRequest
+        return self.texts
+
 
 def json_type(value: Any) -> str:
     """The JSON name of a decoded value's type, for messages a non-Python client understands."""

@@ -65,12 +65,16 @@ def run_server(artifact: Path, host: str, port: int, threads: int | None, limits
     limits = app.state.limits  # max_text_chars resolved from the model's max_length
 
     def started(url: str) -> None:
+        if model.manifest.preprocessing is not None:  # an image model: its own per-request bounds
+            per_request = f"at most {limits.max_images} images of {limits.max_image_bytes} bytes each"
+        else:
+            per_request = (f"at most {limits.max_texts} texts, {limits.max_text_chars} chars per text, "
+                           f"{limits.max_request_chars} chars per request")  # fmt: skip
         log.info(
-            "edgekit serve listening on %s: %s; %d worker(s) x %s thread(s), queue %d; at most %d texts, "
-            "%d chars per text, %d chars per request, %d bytes per body, %d requests in flight, %d connections",
-            url, info.summary(model), limits.workers, threads or "default", limits.queue_size, limits.max_texts,
-            limits.max_text_chars, limits.max_request_chars, limits.max_body_bytes, limits.max_in_flight,
-            limits.max_connections,
+            "edgekit serve listening on %s: %s; %d worker(s) x %s thread(s), queue %d; %s, %d bytes per body, "
+            "%d requests in flight, %d connections",
+            url, info.summary(model), limits.workers, threads or "default", limits.queue_size, per_request,
+            limits.max_body_bytes, limits.max_in_flight, limits.max_connections,
         )  # fmt: skip
         if not _is_loopback(host):
             log.warning("listening beyond this machine (%s): the API has no authentication; keep it behind a "

@@ -99,6 +99,10 @@ class CostModel(_Strict):
 
     peak_gflops: dict[Precision, float] = Field(default_factory=dict)
     memory_bandwidth_gbs: float | None = Field(None, gt=0)
+    clock_ghz: float | None = Field(None, gt=0, description="clock of the cores the profile's threads run on")
+    # Confidence tag per figure ("peak_gflops.fp32": "D/U"), as in docs/devices.md §1.1; an
+    # untagged figure counts as unsourced, and the estimator widens its band for "U".
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class TargetProfile(_Strict):

@@ -29,6 +29,11 @@ class TaskSpec:
     read_dataset: Callable[[Any], Any]  # a recipe DataSpec -> a dataset of inputs (and labels)
     probe_inputs: Sequence[Any]  # example inputs for export and parity when the user gives no data
     calibration_feeds: Callable[[Path, list[Any]], list[Any]]  # (reference artifact, inputs) -> engine feeds
+    # ORT static QDQ operator set when the recipe sets none: measured per model family (docs/stack-findings.md).
+    static_op_types: tuple[str, ...] = ("MatMul",)
+    # What a bundle for this task builds by default (the quickstart's list), measured on this kind of model.
+    default_variants: tuple[str, ...] = ("onnx-fp32", "ort-int8-dynamic", "ort-int8-static", "ov-fp32", "ov-int8")
+    nncf_model_type: str | None = "TRANSFORMER"  # NNCF's scheme for ov-int8; None: its default (CNNs)
 
 
 _TASKS: dict[str, TaskSpec] = {}

@@ -24,8 +24,7 @@ from edgekit.outputs import atomic_directory, check_destination
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.train.hf_progress import progress_bar_only
 from edgekit.train.tokenized import TokenizedRows
-
-TRAINING_RECORD = "training.json"
+from edgekit.train.trainer_setup import TRAINING_RECORD, read_record, training_arguments
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,6 @@ def _cache_key(base_model: Path, train: TextDataset, labels: list[str], config: 
     return digest.hexdigest()
 
 
-def _read_record(checkpoint: Path) -> dict | None:
-    try:
-        return json.loads((checkpoint / TRAINING_RECORD).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def finetune_classifier(
     base_model: Path,
     train: TextDataset,
@@ -82,7 +74,7 @@ def finetune_classifier(
     inputs = [base_model] + [Path(d.source) for d in (train, evaluation) if d is not None and Path(d.source).exists()]
     check_destination(out, inputs)  # before training: never a folder edgekit did not write, nor an input
     key = _cache_key(base_model, train, labels, config)
-    record = _read_record(out)
+    record = read_record(out)
     if record is not None and record.get("cache_key") == key:
         reporter.note(f"reusing the fine-tuned checkpoint in {out}")
         return FinetuneResult(out, labels, record.get("eval_accuracy"), record["train_seconds"], record["steps"], True)
@@ -113,25 +105,10 @@ def finetune_classifier(
         return {"accuracy": accuracy(np.argmax(prediction.predictions, -1), prediction.label_ids)}
 
     with atomic_directory(out, "checkpoint", inputs) as staging:
-        args = transformers.TrainingArguments(
-            output_dir=str(staging / "_trainer"),
-            num_train_epochs=config.epochs,
-            per_device_train_batch_size=config.batch_size,
-            per_device_eval_batch_size=64,
-            learning_rate=config.learning_rate,
-            weight_decay=config.weight_decay,
-            warmup_ratio=config.warmup_ratio,
-            lr_scheduler_type="linear",
-            seed=config.seed,
-            save_strategy="no",
-            eval_strategy="no",
-            logging_strategy="no",
-            report_to=[],
-            use_cpu=True,
-            dataloader_num_workers=0,
-            disable_tqdm=False,  # progress_bar_only() keeps the bar and drops the metric dicts
-            dataloader_pin_memory=False,
-        )
+        args = training_arguments(
+            staging / "_trainer", config.epochs, config.batch_size, config.learning_rate,
+            config.weight_decay, config.warmup_ratio, config.seed,
+        )  # fmt: skip
         trainer = transformers.Trainer(
             model=model,
             args=args,

@@ -55,7 +55,7 @@ class OrtInt8Dynamic(VariantKind):
 
 class StaticOptions(IntegerOptions):
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    # MatMul-only: all-op static QDQ kept only 0.66-0.76 agreement with FP32 (docs/stack-findings.md).
+    # The recipe's task sets the default (recipe_defaults): MatMul for transformers, every operator for CNNs.
     op_types: list[str] = Field(default_factory=lambda: ["MatMul"], min_length=1)
 
 
@@ -70,8 +70,11 @@ class OrtInt8Static(VariantKind):
 
     def recipe_defaults(self, recipe: Any) -> dict[str, Any]:
         section = recipe.quantization
+        from edgekit.tasks import get_task  # the operator set suits the model family: measured per task
+
+        op_types = section.static_op_types or list(get_task(recipe.task).static_op_types)
         return {**_integer_defaults(recipe), "calibration_method": section.calibration.method,
-                "op_types": section.static_op_types}  # fmt: skip
+                "op_types": op_types}  # fmt: skip
 
     def build(self, ctx: BuildContext, folder: Path, options: StaticOptions) -> BuildOutput:
         from edgekit.quantize.ort import quantize_static_int8

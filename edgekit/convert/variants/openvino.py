@@ -66,8 +66,10 @@ class OvInt8(VariantKind):
         from edgekit.export.openvino import onnx_to_openvino
         from edgekit.quantize.calibration import calibration_feeds
         from edgekit.quantize.nncf import nncf_int8
+        from edgekit.tasks import get_task
 
-        settings: dict[str, Any] = {"tool": "nncf", "model_type": "TRANSFORMER"}
+        model_type = get_task(ctx.task).nncf_model_type  # TRANSFORMER for text; None (NNCF's CNN scheme) for images
+        settings: dict[str, Any] = {"tool": "nncf", "model_type": model_type or "default"}
         settings["calibration_samples"] = len(ctx.feeds())
         validation = None
         if options.accuracy_control:
@@ -80,5 +82,5 @@ class OvInt8(VariantKind):
         with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
             fp32_xml = Path(scratch) / "fp32.xml"
             onnx_to_openvino(ctx.reference_onnx, fp32_xml, compress_to_fp16=False)
-            nncf_int8(fp32_xml, folder / "model.xml", ctx.feeds(), validation, options.max_drop / 100)
+            nncf_int8(fp32_xml, folder / "model.xml", ctx.feeds(), validation, options.max_drop / 100, model_type)
         return BuildOutput("model.xml", settings)

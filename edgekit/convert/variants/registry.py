@@ -75,7 +75,9 @@ class BuildContext:
 @dataclass(frozen=True)
 class BuildOutput:
     model_file: str
-    settings: dict[str, Any]  # what was chosen, recorded in the manifest
+    settings: dict[str, Any]  # what was chosen, recorded in the manifest's metrics.build
+    # Manifest fields the build sets itself (ORT Mobile, Core ML: `mobile`); `notes` are appended.
+    manifest_fields: dict[str, Any] = field(default_factory=dict)
 
 
 class VariantKind:

@@ -39,6 +39,8 @@ __all__ = [
 def create_engine(engine: str, model_path: Path, threads: int | None, option: list[str]) -> Engine:
     """Load ``model_path`` on the named engine with its device option (providers, devices, ...)."""
     spec = get_engine(engine)
+    if (reason := spec.unavailable_reason()) is not None:  # before "not installed": installing would not help
+        raise ArtifactError(f"This artifact runs on {spec.title}, which cannot run on this machine: {reason}")
     if not spec.installed():
         raise ArtifactError(
             f"This artifact runs on {spec.title}, which is not installed. Install it with {spec.install_hint()}."

@@ -42,6 +42,9 @@ class EngineSpec:
     option: str
     default_option: tuple[str, ...]
     factory: EngineFactory
+    # Why this machine cannot run the engine at all (Core ML on Linux), or None: convert still
+    # builds such a variant but skips its gate, never recommends it, and the bench leaves it out.
+    unavailable_reason: Callable[[], str | None] = lambda: None
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.module) is not None

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.errors import ArtifactError
-from edgekit.runtime.engines import onnxruntime_engine, openvino_engine
+from edgekit.runtime.engines import coreml_engine, executorch_engine, onnxruntime_engine, openvino_engine
 from edgekit.runtime.engines.base import EngineSpec
 
 ENTRY_POINT_GROUP = "edgekit.engines"
@@ -98,5 +98,5 @@ def engines_for_file(model_file: Path | str) -> list[str]:
     return [name for name, spec in ENGINES.items() if spec.loads(model_file)]
 
 
-for _spec in (onnxruntime_engine.SPEC, openvino_engine.SPEC):
+for _spec in (onnxruntime_engine.SPEC, openvino_engine.SPEC, coreml_engine.SPEC, executorch_engine.SPEC):
     register_engine(_spec)

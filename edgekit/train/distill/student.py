@@ -31,6 +31,12 @@ def uniform_layer_map(teacher_layers: int, student_layers: int) -> list[int]:
 
 
 def _layer_stack(model: Any) -> tuple[Any, str]:
+    if getattr(model.config, "model_type", None) == "albert":
+        raise SourceError(
+            "ALBERT repeats one shared set of layer weights, so a layer-drop student would have exactly the "
+            "teacher's parameters (the same size on disk), only fewer repeats. edgekit does not build such "
+            "students; distil into a smaller student checkpoint of your choice instead (distill.student)."
+        )
     base = model.base_model
     for path, count_field in _LAYER_PATHS:
         node = base
