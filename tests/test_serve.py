@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_LABELS, TINY_TEXTS
+from serve_launch import ROOT, launched, limits_command
 
 from edgekit.runtime import EdgeModel
 from edgekit.serve import ServeError, ServeLimits
@@ -27,8 +28,6 @@ from edgekit.serve.admission import BoundedPool, QueueFull
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
-ROOT = Path(__file__).resolve().parents[1]
-LISTENING = re.compile(r"listening on (http://\S+):")
 TEXTS = [text for text, _ in TINY_TEXTS]
 # The main server's limits, small so that the tests can cross each of them cheaply.
 MAX_TEXTS, MAX_TEXT_CHARS, MAX_BODY_BYTES = 8, 300, 4096
@@ -42,37 +41,16 @@ class Served:
 
 
 # serve_artifact with ServeLimits(**limits), for limits the CLI may not have options for.
-LAUNCH = (
-    "import json, sys; from edgekit.serve import ServeLimits, serve_artifact; "
-    "serve_artifact(sys.argv[1], port=0, threads=1, limits=ServeLimits(**json.loads(sys.argv[2])))"
-)
-
-
 @contextmanager
 def serving(artifact: Path, log: Path, *options: str, limits: dict | None = None) -> Iterator[Served]:
     """`python -m edgekit serve` (or serve_artifact, given ``limits``) on a free loopback port (--port 0)."""
     command = [sys.executable, "-m", "edgekit", "serve", str(artifact), "--port", "0", "--threads", "1", *options]
     if limits is not None:
-        command = [sys.executable, "-c", LAUNCH, str(artifact), json.dumps(limits)]
-    with log.open("w") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 60
-        while not (match := LISTENING.search(log.read_text())):
-            assert process.poll() is None, f"the server exited with {process.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"no startup line after 60 s:\n{log.read_text()}"
-            time.sleep(0.05)
+        command = limits_command(artifact, limits)
+    with launched(command, log) as (process, match):
         served = Served(process, match.group(1), log)
         assert httpx.get(f"{served.url}/v1/health").json()["status"] == "ok"
         yield served
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture(scope="module")

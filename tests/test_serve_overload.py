@@ -8,13 +8,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import re
-import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,16 +18,9 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_TEXTS
+from serve_launch import launched, limits_command
 
 pytest.importorskip("fastapi")
-
-ROOT = Path(__file__).resolve().parents[1]
-LISTENING = re.compile(r"listening on http://([\d.]+):(\d+):")
-# serve_artifact, not the CLI: the limits under test are ServeLimits' own defaults, whatever the CLI passes.
-LAUNCH = (
-    "import json, sys; from edgekit.serve import ServeLimits, serve_artifact; "
-    "serve_artifact(sys.argv[1], port=0, threads=1, limits=ServeLimits(**json.loads(sys.argv[2])))"
-)
 
 
 @dataclass
@@ -62,24 +51,8 @@ def _read_all(sock: socket.socket) -> bytes:
 
 @contextmanager
 def serving(artifact: Path, log: Path, **limits: object) -> Iterator[Server]:
-    command = [sys.executable, "-c", LAUNCH, str(artifact), json.dumps(limits)]
-    with log.open("w") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 60
-        while not (match := LISTENING.search(log.read_text())):
-            assert process.poll() is None, f"the server exited with {process.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"no startup line after 60 s:\n{log.read_text()}"
-            time.sleep(0.05)
-        yield Server(process, match.group(1), int(match.group(2)), log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with launched(limits_command(artifact, limits), log, stop_timeout=30) as (process, match):
+        yield Server(process, match.group(2), int(match.group(3)), log)
 
 
 @dataclass
