@@ -172,3 +172,13 @@ def test_engines_that_cannot_run_here_are_skipped_with_their_reason(monkeypatch,
         from edgekit.bench.session import benchmark_artifacts
 
         benchmark_artifacts([tiny_artifact], target="iphone-15-pro", runs=10, warmup=1)
+
+
+def test_core_ml_is_estimated_only_for_targets_with_core_ml():
+    from edgekit.estimate.for_bench import _target_cannot_run
+    from edgekit.targets.profiles import load_target
+
+    assert _target_cannot_run(load_target("iphone-15-pro"), "coreml") is None  # CoreMLExecutionProvider listed
+    reason = _target_cannot_run(load_target("raspberry-pi-5"), "coreml")
+    assert reason and "raspberry-pi-5 has no Core ML" in reason
+    assert _target_cannot_run(load_target("raspberry-pi-5"), "onnxruntime") is None

@@ -38,6 +38,17 @@ def _reference_onnx(folder: Path) -> Path | None:
     return model if model.suffix.lower() == ".onnx" else None
 
 
+def _target_cannot_run(profile, engine: str) -> str | None:
+    """Why the target cannot run this engine's artifacts at all (Core ML exists only on Apple devices:
+    a target without Core ML in its engines or providers gets no Core ML estimate), else ``None``."""
+    if engine != "coreml":
+        return None
+    names = {c.engine for c in profile.engines} | {p for c in profile.engines for p in (c.providers or [])}
+    if "coreml" in names or "CoreMLExecutionProvider" in names:
+        return None
+    return f"not estimated: {profile.name} has no Core ML (its profile lists neither the coreml engine nor CoreMLExecutionProvider)"
+
+
 def _calibration_source(folder: Path, measured: dict[Path, dict[str, Any]]) -> Path | None:
     """The measured variant to calibrate ``folder`` from: itself, else one of the same precision, else FP32."""
     if folder in measured:
@@ -67,6 +78,10 @@ def estimated_section(
     for folder in folders:
         entry: dict[str, Any] = {"name": folder.name}
         section["variants"].append(entry)
+        cannot_run = _target_cannot_run(profile, read_manifest(folder).engine)
+        if cannot_run:
+            entry["error"] = cannot_run
+            continue
         source = _calibration_source(folder, measured)
         if clock is None or source is None or not measured[source].get("by_sequence_length"):
             entry["error"] = ("no host measurement by sequence length to calibrate from (run with --shapes)"
