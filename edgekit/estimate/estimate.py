@@ -19,12 +19,14 @@ from edgekit.estimate.graph_cost import GraphCost, as_precision, graph_cost
 from edgekit.estimate.host_peak import FMA_PIPES_ASSUMED
 
 # Relative error bands: the max |error| of the validation experiments, rounded up to 5%
-# (benchmarks/results/estimator-validation.md, 2026-11-30, MiniLM-L6 SST-2, 16/64/128 tokens).
-# "same ISA": 32% (the same run measured twice: the noise floor) and 16% (onnx-fp32 -> ov-fp32).
-# "other ISA": 43% (AVX-512 -> AVX2 under the oneDNN cap) and 134% (fp32 -> int8, at 16 tokens).
-# Thread scaling could not be validated (the VM was loaded by other work). x86 -> Arm could
-# not be checked at all: Arm devices get the "other ISA" band, widened further below.
-BAND_SAME_ISA = 0.35
+# (benchmarks/results/estimator-validation.md, MiniLM-L6 SST-2, 16/64/128 tokens; two runs on
+# 2026-11-30, one on a loaded machine and one on an idle one).
+# "same ISA": 77% (ov-fp32 predicted at 2 threads from 1 thread, idle run: thread scaling is the
+# largest same-ISA error), 32% (the same run measured twice, loaded), 16% (onnx-fp32 -> ov-fp32).
+# "other ISA": 60% (AVX-512 -> AVX2 under the oneDNN cap, idle run) and 134% (fp32 -> int8 at
+# 16 tokens, loaded run). x86 -> Arm could not be checked at all: Arm devices get the "other
+# ISA" band, widened further below.
+BAND_SAME_ISA = 0.80
 BAND_OTHER_ISA = 1.35
 # A figure tagged unsourced ("U", e.g. a peak derived with an assumed FMA pipe count) could be
 # off by the ratio of the plausible pipe counts (2 vs 4 on Arm big cores): a factor of 2.
