@@ -146,12 +146,8 @@ def clean_experiments(bundle: Path, clean: dict, one, two, capped, reference: Pa
     for name in VARIANTS:
         t1, t2 = _series(clean["t1"][name], "cpu_median"), _series(clean["t2"][name], "wall_min")
         # Only valid on an otherwise idle machine: under load the 2-thread truth is mostly waiting for a core.
-        experiments[f"threads 1->2: {name}"] = {
-            "rows": errors(bundle / name, t1, one, t2, two, None, reference)
-        }
-        experiments[f"threads 2->1: {name}"] = {
-            "rows": errors(bundle / name, t2, two, t1, one, None, reference)
-        }
+        experiments[f"threads 1->2: {name}"] = {"rows": errors(bundle / name, t1, one, t2, two, None, reference)}
+        experiments[f"threads 2->1: {name}"] = {"rows": errors(bundle / name, t2, two, t1, one, None, reference)}
     native, avx2 = _series(clean["t1"]["ov-fp32"], "cpu_median"), _series(clean["t1-avx2"]["ov-fp32"], "cpu_median")
     repeat = _series(clean["t1-avx2"]["onnx-fp32"], "cpu_median")  # ORT ignores the oneDNN cap: same run again
     experiments["repeat (noise floor: onnx-fp32 measured twice, 1 thread)"] = {
@@ -248,8 +244,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {e['points']} | {e['median_abs_error_pct']:.0f} | {e['max_abs_error_pct']:.0f} |")
     lines += [
         "",
-        "The same with `edgekit bench` wall-clock medians (each variant in its own worker process, as a user "
-        "runs it):",
+        "The same with `edgekit bench` wall-clock medians (each variant in its own worker process, as a user runs it):",
         "",
         "| experiment (edgekit bench) | points | median abs error % | max abs error % |",
         "|---|---|---|---|",
@@ -283,8 +278,9 @@ def main() -> None:
     if args.render_only:  # rewrite the .md from the last results file
         import json
 
-        print(markdown(json.loads((RESULTS / "estimator-validation.json").read_text())))
-        (RESULTS / "estimator-validation.md").write_text(markdown(json.loads((RESULTS / "estimator-validation.json").read_text())))
+        text = markdown(json.loads((RESULTS / "estimator-validation.json").read_text()))
+        (RESULTS / "estimator-validation.md").write_text(text)
+        print(text)
         return
     if args.probe:
         import json

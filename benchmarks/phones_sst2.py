@@ -26,11 +26,12 @@ from edgekit.bench.report import markdown
 from edgekit.bench.results import new_document
 from edgekit.data import read_text_dataset
 from edgekit.estimate.for_bench import estimated_section
+from edgekit.progress import ConsoleReporter
 from edgekit.targets.host import detect_host
 from edgekit.targets.profiles import load_target
-from edgekit.progress import ConsoleReporter
 
-DEFAULT_VARIANTS = ["executorch-fp32", "executorch-int8", "ort-mobile-fp32", "ort-mobile-int8", "coreml", "ort-int8-dynamic"]
+DEFAULT_VARIANTS = ["executorch-fp32", "executorch-int8", "ort-mobile-fp32", "ort-mobile-int8", "coreml",
+                    "ort-int8-dynamic"]  # fmt: skip
 ESTIMATE_TARGETS = ["iphone-15-pro", "snapdragon-8-gen3-phone", "raspberry-pi-5"]
 SHAPES = (16, 32, 64, 128)
 

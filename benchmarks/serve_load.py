@@ -2,6 +2,10 @@
 
     python benchmarks/serve_load.py ARTIFACT [--data dev.tsv] [--requests 3000] [--concurrency 16]
         [--texts-per-request 1] [--threads 1] [--workers 1] [--queue-size 16] [--out-dir benchmarks/results]
+        [--max-batch N --max-delay-ms D]
+
+--max-batch turns on the server's dynamic batching (batch-invariant artifacts only);
+benchmarks/serve_batching.py compares throughput with and without it.
 
 ARTIFACT is an artifact folder or a multi-variant folder (from `edgekit convert` or `edgekit quickstart`).
 The script starts `python -m edgekit serve ARTIFACT --port 0` on loopback (the startup line names the
@@ -184,6 +188,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--queue-size", type=int, default=16)
     parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--max-batch", type=int, help="dynamic batching: inputs per engine call (default: off)")
+    parser.add_argument("--max-delay-ms", type=float, default=5.0, help="dynamic batching: longest wait")
     args = parser.parse_args()
     if not args.artifact.exists():
         sys.exit(f"{args.artifact} does not exist: pass an artifact folder (edgekit convert / edgekit quickstart).")
@@ -191,6 +197,8 @@ def main() -> None:
     payloads = build_payloads(texts, args.requests, args.texts_per_request)
     options = ["--threads", str(args.threads), "--workers", str(args.workers), "--queue-size", str(args.queue_size),
                "--max-texts", str(max(64, args.texts_per_request))]  # fmt: skip
+    if args.max_batch:
+        options += ["--max-batch", str(args.max_batch), "--max-delay-ms", str(args.max_delay_ms)]
     server = Server(args.artifact, options)
     try:
         warm = Client(server.host, server.port)
@@ -212,7 +220,8 @@ def main() -> None:
         "startup_line": server.startup_line.split(" INFO ", 1)[-1],
         "settings": {"requests": args.requests, "concurrency": args.concurrency,
                      "texts_per_request": args.texts_per_request, "threads": args.threads, "workers": args.workers,
-                     "queue_size": args.queue_size, "warmup": WARMUP,
+                     "queue_size": args.queue_size, "warmup": WARMUP, "max_batch": args.max_batch,
+                     "max_delay_ms": args.max_delay_ms if args.max_batch else None,
                      "texts_from": str(args.data) if args.data else "edgekit.data.PROBE_TEXTS"},
         "environment": {**{k: v for k, v in detect_host().to_dict().items() if k != "isa_features"},
                         **{name: version(name) for name in ("fastapi", "uvicorn", "onnxruntime")}},

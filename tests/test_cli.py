@@ -81,7 +81,7 @@ def test_convert_from_recipe_file(tmp_path, tiny_model_dir, tiny_data):
         (["convert", "--model", "{model}", "--out", "{tmp}/a", "--data", "{tmp}/rows.tsv"], "line 3: expected 2"),
         (["convert", "--out", "{tmp}/a"], "Say which model"),
         (["convert", "--model", "{model}"], "no `out:` folder"),
-        (["convert", "--model", "{model}", "--out", "{tmp}/a", "--exporter", "magic"], "export.exporter"),
+        (["convert", "--model", "{model}", "--out", "{tmp}/a", "--exporter", "magic"], "'magic' is not one of"),
         (["bench", "{tmp}"], "not an edgekit artifact"),
         (["targets", "show", "toaster"], "Unknown target"),
     ],

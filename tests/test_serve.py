@@ -435,3 +435,14 @@ def test_a_taken_port_is_one_clear_error(tiny_artifact):
     assert result.returncode == 2, result.stderr
     assert f"error: Could not listen on 127.0.0.1:{port}" in result.stderr and "address already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_provider_flag_loads_the_artifact_with_the_chosen_provider(tiny_artifact, model, tmp_path):
+    """`--provider` (like onnxruntime_perf_test -e) reaches the engine: the server answers as the model does,
+    and an engine name that does not exist is refused before the server starts."""
+    with serving(tiny_artifact, tmp_path / "server.log", "--provider", "onnxruntime:CPUExecutionProvider") as served:
+        rows = post(served, {"texts": ["a good film"]}).json()["predictions"]
+        assert_same(rows[0], model.predict("a good film"))
+    bad = subprocess.run([sys.executable, "-m", "edgekit", "serve", str(tiny_artifact), "--provider", "nosuch:X"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

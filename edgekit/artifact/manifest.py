@@ -72,6 +72,8 @@ class Manifest:
     # Images: decode, resize, crop, normalize (docs/artifact-format.md); None for text.
     preprocessing: dict[str, Any] | None = None
     mobile: dict[str, Any] | None = None  # Core ML / mobile packaging facts; None when not built for mobile
+    # Provenance: versions of the libraries that built it ({"python": ..., "torch": ...}); None: older artifacts.
+    toolchain: dict[str, str] | None = None
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -101,6 +103,8 @@ class Manifest:
 _U32 = 1 << 32  # axis sizes are stored as unsigned 32-bit by the engines
 _THREADS_LIMIT = 4096
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_TOOLCHAIN_LIMIT = 64  # libraries; a name or version is at most _TOOLCHAIN_TEXT characters
+_TOOLCHAIN_TEXT = 100
 
 
 def _check_labels(labels: Any) -> None:
@@ -148,6 +152,20 @@ def _check_files(files: Any) -> None:
             raise _bad(f"`files[{rel!r}]`", "a sha256 as 64 lower-case hex digits", digest)
 
 
+def _check_toolchain(toolchain: Any) -> None:
+    """Provenance only (nothing loads by it), but printed and compared: a bounded map of short strings."""
+    if toolchain is None:
+        return
+    if not isinstance(toolchain, dict) or len(toolchain) > _TOOLCHAIN_LIMIT:
+        raise _bad("`toolchain`", f"null or an object of at most {_TOOLCHAIN_LIMIT} library versions", toolchain)
+    for name, version in toolchain.items():
+        if not (_is_str(name) and len(name) <= _TOOLCHAIN_TEXT and name.isprintable()):
+            raise _bad("a `toolchain` key", f"a library name (printable, 1 to {_TOOLCHAIN_TEXT} characters)", name)
+        if not (_is_str(version) and len(version) <= _TOOLCHAIN_TEXT and version.isprintable()):
+            raise _bad(f"`toolchain[{name!r}]`", f"a version string (printable, 1 to {_TOOLCHAIN_TEXT} characters)",
+                       version)  # fmt: skip
+
+
 def _check_optional_types(data: dict[str, Any]) -> None:
     for key in ("target", "exporter"):
         if data.get(key) is not None and not isinstance(data[key], str):
@@ -161,6 +179,7 @@ def _check_optional_types(data: dict[str, Any]) -> None:
         raise _bad("`notes`", "a list of strings", data["notes"])
     if data.get("mobile") is not None and not isinstance(data["mobile"], dict):
         raise _bad("`mobile`", "an object or null", data["mobile"])
+    _check_toolchain(data.get("toolchain"))
 
 
 def required_files(manifest_data: dict[str, Any]) -> list[str]:

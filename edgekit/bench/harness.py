@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.bench.memcap import make_cgroup_cap
+from edgekit.bench.memcap import make_cgroup_cap, systemd_scope_label, systemd_scope_prefix
+from edgekit.bench.samples import raw_samples, usage_summary
 from edgekit.bench.stats import LatencyStats
 from edgekit.bench.worker import WorkerSpec
 from edgekit.data import TextDataset
@@ -66,6 +67,8 @@ class BenchSettings:
     # The profile whose providers/devices the artifacts load with: this machine's ("host") when
     # a target is emulated, so no accelerator of the host runs an emulated CPU-only device.
     runtime_target: str | dict = "host"
+    mode: str = "latency"  # or "throughput": `concurrency` requests at once in each worker
+    concurrency: int = 1
 
 
 def latency_inputs(data: TextDataset, runs: int, seed: int) -> list[str]:
@@ -79,12 +82,15 @@ def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -
     """One worker process; under a memory cap, in a cgroup of its own where one can be made."""
     cap = make_cgroup_cap(spec.memory_cap_mb, f"edgekit-bench-{os.getpid()}-{next(_worker_ids)}") if (
         spec.memory_cap_mb) else None  # fmt: skip
+    scope = systemd_scope_prefix(spec.memory_cap_mb) if spec.memory_cap_mb and cap is None else None
     if cap is not None:
         spec = replace(spec, memory_cgroup=str(cap.path), memory_cap_label=cap.label)
+    elif scope is not None:
+        spec = replace(spec, memory_scope=True, memory_cap_label=systemd_scope_label(spec.memory_cap_mb))
     try:
-        result = _spawn(spec, extra_env)
+        result = _spawn(spec, extra_env, scope or [])
     except BenchError as exc:
-        if cap is not None and cap.oom_killed():
+        if (cap is not None and cap.oom_killed()) or (scope and "killed by SIGKILL" in str(exc)):
             raise DoesNotFitError(
                 f"Variant '{spec.variant}' went over the target's emulated memory of {spec.memory_cap_mb} MB "
                 f"({cap.label}): the kernel stopped it, as the device would. The model does not fit; try a "
@@ -104,14 +110,14 @@ def _run_worker(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...] = ()) -
     return result
 
 
-def _spawn(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def _spawn(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...], prefix: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as scratch:
         spec_path, out_path = Path(scratch) / "spec.json", Path(scratch) / "out.json"
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **dict(extra_env)}
         spec_path.write_text(json.dumps(asdict(replace(spec, spawned_at=time.time()))))
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "edgekit.bench.worker", str(spec_path), str(out_path)],
+                [*prefix, sys.executable, "-m", "edgekit.bench.worker", str(spec_path), str(out_path)],
                 capture_output=True,
                 text=True,
                 env=env,
@@ -130,6 +136,8 @@ def _spawn(spec: WorkerSpec, extra_env: tuple[tuple[str, str], ...]) -> dict[str
             if proc.returncode == 0:
                 return result
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        if proc.returncode in (-9, 137):  # the OOM killer (a scope's), or someone's kill -9
+            tail = f"killed by SIGKILL\n{tail}"
         raise _failure(spec, tail)(
             f"The benchmark worker for '{spec.variant}' failed (exit {proc.returncode}):\n{tail}{_memory_hint(spec)}"
         )
@@ -172,8 +180,12 @@ def run_benchmark(
     settings: BenchSettings,
     on_progress: Callable[[str], None] | None = None,
     on_misfit: Callable[[str, str], None] | None = None,
+    on_step: Callable[[int, int, str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Measure every variant; returns one summary dict per variant, in the order given.
+
+    ``on_step(done, total, label)`` is called before each worker and once at the end (a
+    progress bar with an ETA: the number of workers is known up front).
 
     A variant that does not fit the emulated memory stops the run, unless ``on_misfit`` is
     given: then it is reported there (name, reason), left out of the later rounds and of the
@@ -183,8 +195,12 @@ def run_benchmark(
         raise BenchError("Nothing to benchmark: no variants given.")
     inputs = latency_inputs(data, settings.runs, settings.seed)
     raw: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
+    total, done = settings.rounds * len(variants), 0
     for round_index in range(settings.rounds):
         for variant in [v for v in variants if v.name in raw]:
+            if on_step:
+                on_step(done, total, f"round {round_index + 1}/{settings.rounds}: {variant.name}")
+            done += 1
             if on_progress:
                 on_progress(f"round {round_index + 1}/{settings.rounds}: {variant.name}")
             first = round_index == 0
@@ -205,6 +221,8 @@ def run_benchmark(
                 cpu_affinity=list(settings.cpu_affinity) if settings.cpu_affinity else None,
                 memory_cap_mb=settings.memory_cap_mb,
                 runtime_target=settings.runtime_target,
+                mode=settings.mode,
+                concurrency=settings.concurrency,
             )
             try:
                 raw[variant.name].append(_run_worker(spec, variant.env))
@@ -213,6 +231,9 @@ def run_benchmark(
                     raise
                 on_misfit(variant.name, str(exc))
                 del raw[variant.name]
+                total -= settings.rounds - round_index - 1  # its later rounds will not run
+    if on_step:
+        on_step(total, total, "done")
     kept = [v for v in variants if v.name in raw]
     if not kept:
         raise DoesNotFitError(f"No variant fits the target's emulated memory of {settings.memory_cap_mb} MB.")
@@ -243,6 +264,8 @@ def summarise(rounds: list[dict[str, Any]], reference: dict[str, Any]) -> dict[s
         "latency_ms": stats.to_dict(),
         "tokenize_ms": LatencyStats.from_samples([ms for r in rounds for ms in r["tokenize_ms"]]).to_dict(),
         "throughput_per_s": 1000.0 / stats.mean,
+        "usage": usage_summary(rounds),  # CPU utilisation; inferences/s under --mode throughput
+        "latency_samples_ms": raw_samples(rounds),
         "round_medians_ms": round_medians,
         "round_spread_pct": 100.0 * (max(round_medians) - min(round_medians)) / min(round_medians),
         "token_counts": _token_summary(first.get("token_counts", [])),
@@ -257,6 +280,8 @@ def summarise(rounds: list[dict[str, Any]], reference: dict[str, Any]) -> dict[s
         "agreement_with_reference": None,
         "eval_rows": len(first["predictions"]),
     }
+    if summary["usage"] and summary["usage"]["mode"] == "throughput":  # measured, not 1 / mean latency
+        summary["throughput_per_s"] = summary["usage"]["inferences_per_s"]
     if first["label_ids"] is not None:
         summary["accuracy"] = accuracy(first["predictions"], first["label_ids"])
         summary["macro_f1"] = macro_f1(first["predictions"], first["label_ids"])

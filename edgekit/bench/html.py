@@ -14,6 +14,7 @@ from edgekit.bench.report import (
     Table,
     caption,
     cold_start_table,
+    emulated_items,
     estimate_table,
     estimate_title,
     header,
@@ -22,6 +23,7 @@ from edgekit.bench.report import (
     rows,
     shape_table,
 )
+from edgekit.bench.svg import nice_ticks, place_labels, x_axis, y_axis
 
 WIDTH, ROW, LEFT = 760, 28, 190
 _STYLE = """
@@ -47,13 +49,19 @@ def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
 
 
 def _latency_chart(variants: list[dict[str, Any]]) -> str:
-    top = max(v["latency_ms"]["p99"] for v in variants) * 1.05
-    scale = (WIDTH - LEFT - 20) / top
-    height = ROW * len(variants) + 40
-    parts = [f'<svg id="latency" width="{WIDTH}" height="{height}" role="img" aria-label="latency per variant">']
+    ticks = nice_ticks(0.0, max(v["latency_ms"]["p99"] for v in variants))
+    scale = (WIDTH - LEFT - 30) / ticks[-1]
+    bottom = 20 + ROW * len(variants)
+    height = bottom + 44
+
+    def to_x(ms: float) -> float:
+        return LEFT + ms * scale
+
+    parts = [f'<svg id="latency" width="{WIDTH}" height="{height}" role="img" aria-label="latency per variant">',
+             x_axis(ticks, to_x, 12, bottom, "")]  # fmt: skip
     for i, v in enumerate(variants):
         lat, y = v["latency_ms"], 20 + i * ROW
-        x = {k: LEFT + lat[k] * scale for k in ("min", "median", "p90", "p99")}
+        x = {k: to_x(lat[k]) for k in ("min", "median", "p90", "p99")}
         parts += [
             f'<text x="{LEFT - 8}" y="{y + 14}" text-anchor="end">{_esc(v["name"])}</text>',
             f'<line x1="{x["min"]:.1f}" y1="{y + 10}" x2="{x["p99"]:.1f}" y2="{y + 10}" stroke="#999"/>',
@@ -63,10 +71,18 @@ def _latency_chart(variants: list[dict[str, Any]]) -> str:
             f'<line x1="{x["median"]:.1f}" y1="{y + 1}" x2="{x["median"]:.1f}" y2="{y + 19}" '
             'stroke="#08519c" stroke-width="2"/>',
         ]
-    parts.append(
-        f'<text x="{LEFT}" y="{height - 6}">ms: min–p99 line, p50–p90 box, p50 mark (0 to {top:.1f} ms)</text>'
-    )
+    parts.append(f'<text x="{LEFT}" y="{height - 6}">latency (ms): min–p99 line, p50–p90 box, p50 mark</text>')
     return "".join(parts) + "</svg>"
+
+
+def accuracy_range(accuracies: list[float]) -> tuple[list[float], str]:
+    """Y ticks zoomed on the measured accuracies (ties get a band around them), and a note when
+    the axis does not start at 0, so a small difference is not read as a large one."""
+    lo, hi = min(accuracies), max(accuracies)
+    margin = max((hi - lo) * 0.15, 0.005)
+    ticks = nice_ticks(max(0.0, lo - margin), min(1.0, hi + margin), 4)
+    note = f"accuracy axis zoomed: it starts at {ticks[0]:g}, not 0" if ticks[0] > 0 else ""
+    return ticks, note
 
 
 def _pareto_chart(variants: list[dict[str, Any]]) -> str:
@@ -74,28 +90,35 @@ def _pareto_chart(variants: list[dict[str, Any]]) -> str:
     if not points:
         return "<p>No accuracy measured (the data had no labels): no accuracy/latency chart.</p>"
     front = set(pareto_front(points))
-    width, height, pad = WIDTH, 320, 50
-    lat_max = max(p[1] for p in points) * 1.1
-    acc_lo, acc_hi = min(p[2] for p in points), max(p[2] for p in points)
-    span = max(acc_hi - acc_lo, 0.01)
+    width, height, left, right, top, bottom = WIDTH, 340, 70, WIDTH - 20, 14, 340 - 48
+    x_ticks = nice_ticks(0.0, max(p[1] for p in points))
+    y_ticks, zoom_note = accuracy_range([p[2] for p in points])
 
     def xy(latency: float, accuracy: float) -> tuple[float, float]:
-        x = pad + latency / lat_max * (width - 2 * pad)
-        return x, height - pad - (accuracy - acc_lo) / span * (height - 2 * pad)
+        x = left + latency / x_ticks[-1] * (right - left)
+        return x, bottom - (accuracy - y_ticks[0]) / (y_ticks[-1] - y_ticks[0]) * (bottom - top)
 
-    parts = [f'<svg id="pareto" width="{width}" height="{height}" role="img" aria-label="accuracy against latency">']
+    parts = [f'<svg id="pareto" width="{width}" height="{height}" role="img" aria-label="accuracy against latency">',
+             x_axis(x_ticks, lambda v: xy(v, y_ticks[0])[0], top, bottom),
+             y_axis(y_ticks, lambda v: xy(0.0, v)[1], left, right)]  # fmt: skip
     ordered = sorted((p for p in points if p[0] in front), key=lambda p: p[1])
     if len(ordered) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(lat, acc) for _, lat, acc in ordered))
         parts.append(f'<polyline class="front" points="{path}" fill="none" stroke="#31a354" stroke-dasharray="4 3"/>')
-    for name, latency, accuracy in points:
+    placed = place_labels([(name, *xy(lat, acc)) for name, lat, acc in points], (left, 0, right - left, bottom))
+    for (name, latency, accuracy), (lx, ly, anchor, _) in zip(points, placed, strict=True):
         x, y = xy(latency, accuracy)
         colour = "#31a354" if name in front else "#888"
+        if abs(ly - 4 - y) > 16:  # moved away from its point to avoid a neighbour: a leader line says whose it is
+            parts.append(f'<line class="leader" x1="{x:.1f}" y1="{y:.1f}" x2="{lx:.1f}" y2="{ly - 4:.1f}" '
+                         'stroke="#bbb"/>')  # fmt: skip
         parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}">'
                      f'<title>{_esc(name)}: {latency:.2f} ms, accuracy {accuracy:.4f}</title></circle>'
-                     f'<text x="{x + 7:.1f}" y="{y - 6:.1f}">{_esc(name)}</text>')  # fmt: skip
-    parts.append(f'<text x="{pad}" y="{height - 12}">p50 latency (ms) →; accuracy ↑ '
-                 f'({acc_lo:.4f}–{acc_hi:.4f}); green: Pareto front</text>')  # fmt: skip
+                     f'<text class="label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">'
+                     f"{_esc(name)}</text>")  # fmt: skip
+    note = f"; {zoom_note}" if zoom_note else ""
+    parts.append(f'<text x="{left}" y="{height - 8}">p50 latency (ms) →; accuracy ↑; green: Pareto front'
+                 f"{_esc(note)}</text>")  # fmt: skip
     return "".join(parts) + "</svg>"
 
 
@@ -103,16 +126,40 @@ def _bars(variants: list[dict[str, Any]], key: str, label: str, chart_id: str) -
     values = [(v["name"], v.get(key)) for v in variants if v.get(key) is not None]
     if not values:
         return ""
-    top = max(value for _, value in values) * 1.05
-    height = ROW * len(values) + 30
-    parts = [f'<svg id="{chart_id}" width="{WIDTH}" height="{height}" role="img" aria-label="{_esc(label)}">']
+    ticks = nice_ticks(0.0, max(value for _, value in values))
+    span = WIDTH - LEFT - 80
+    bottom = 10 + ROW * len(values)
+    height = bottom + 40
+    parts = [f'<svg id="{chart_id}" width="{WIDTH}" height="{height}" role="img" aria-label="{_esc(label)}">',
+             x_axis(ticks, lambda v: LEFT + v / ticks[-1] * span, 4, bottom)]  # fmt: skip
     for i, (name, value) in enumerate(values):
-        y, w = 10 + i * ROW, value / top * (WIDTH - LEFT - 80)
+        y, w = 10 + i * ROW, value / ticks[-1] * span
         parts += [f'<text x="{LEFT - 8}" y="{y + 14}" text-anchor="end">{_esc(name)}</text>',
                   f'<rect x="{LEFT}" y="{y + 3}" width="{w:.1f}" height="16" fill="#fdae6b"/>',
                   f'<text x="{LEFT + w + 6:.1f}" y="{y + 15}">{value:.1f}</text>']  # fmt: skip
     parts.append(f'<text x="{LEFT}" y="{height - 4}">{_esc(label)}</text>')
     return "".join(parts) + "</svg>"
+
+
+def timing_status(document: dict[str, Any]) -> str:
+    """How this row's timings were taken, for a column of the table itself (not only a bullet below)."""
+    if "estimated" in document:
+        return "this host; device estimated"
+    if document["target"].get("mode") == "emulated-on-host":
+        return "emulated on host"
+    return "measured"
+
+
+def notes(document: dict[str, Any]) -> list[str]:
+    """The bullets under the table, each once: the emulation's plain "memory capped at N MB" gives way
+    to the line saying how it was capped (cgroup, systemd scope or RLIMIT_AS)."""
+    target = document["target"]
+    mechanism = memory_caps(document["variants"])
+    emulated = emulated_items(document)
+    misfits = [f"did not fit the emulated memory: {m['name']}" for m in document.get("did_not_fit", [])]
+    skipped = [f"not run here: {s['name']}: {s['reason']}" for s in document.get("skipped", [])]
+    ordered = emulated + mechanism + target.get("caveats", []) + misfits + skipped
+    return list(dict.fromkeys(ordered))
 
 
 def _table(table: Table | None, title: str = "") -> str:
@@ -127,12 +174,9 @@ def _table(table: Table | None, title: str = "") -> str:
 
 def render_html(document: dict[str, Any], title: str = "edgekit benchmark") -> str:
     variants = document["variants"]
-    target = document["target"]
-    mechanism = memory_caps(variants)
-    misfits = [f"did not fit the emulated memory: {m['name']}" for m in document.get("did_not_fit", [])]
-    skipped = [f"not run here: {s['name']}: {s['reason']}" for s in document.get("skipped", [])]
-    notes = target.get("emulated", []) + mechanism + target.get("caveats", []) + misfits + skipped
-    emulation = "".join(f"<li>{_esc(item)}</li>" for item in notes)
+    emulation = "".join(f"<li>{_esc(item)}</li>" for item in notes(document))
+    status = timing_status(document)
+    table = ([*header(document, COLUMNS), "timings"], [[*row, status] for row in rows(document)])
     estimated = ""
     if document.get("estimated"):  # the device's figures: estimates only, with band and assumptions
         assumptions = {a for e in document["estimated"]["variants"] for x in e.get("estimates", [])[:1]
@@ -144,7 +188,7 @@ def render_html(document: dict[str, Any], title: str = "edgekit benchmark") -> s
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{_esc(title)}</h1>"
         f'<p class="caption">{_esc(caption(document))}</p>'
-        f"{_table((header(document, COLUMNS), rows(document)))}{estimated}"
+        f"{_table(table)}{estimated}"
         f"{f'<ul class=caption>{emulation}</ul>' if emulation else ''}"
         f"<h2>Latency per variant{' on this host (not the device)' if estimated else ''}</h2>"
         f"{_latency_chart(variants)}"

@@ -9,7 +9,9 @@ memsw limit, else ``memory.swappiness`` 0), and the label says when it could not
 Where cgroups can be made: the cgroup v1 memory hierarchy as root (this machine), or a
 cgroup v2 parent whose ``cgroup.subtree_control`` already enables ``memory``. On a typical
 cgroup v2 system (systemd, containers) the process sits in a cgroup that holds processes,
-where the kernel refuses to enable controllers for children, so the fallback applies:
+where the kernel refuses to enable controllers for children; there, when systemd runs the host,
+the worker starts in a transient ``systemd-run --scope`` with ``MemoryMax`` and ``MemorySwapMax=0``
+(``systemd_scope_prefix``). Without either, the fallback applies:
 ``RLIMIT_AS``, which counts reserved virtual memory too (ONNX Runtime reserves about 4x
 what it touches) and is stricter than the device. The results name which one was used.
 
@@ -27,6 +29,7 @@ import resource
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,3 +195,51 @@ def cap_address_space(limit_mb: int) -> str | None:
     cap = limit_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     return address_space_label(limit_mb)
+
+
+# --- systemd: on a cgroup-v2 host run by systemd, a process may not make cgroups itself, but it may ask
+# the service manager for a transient scope with a memory limit (`systemd-run --scope`). That caps what
+# RAM holds, as a cgroup made here would, instead of RLIMIT_AS's reserved address space.
+_scope_probe: dict[tuple[int, bool], bool] = {}
+
+
+def systemd_scope_command(limit_mb: int, user: bool) -> list[str]:
+    """The prefix that starts a command in a transient scope capped at ``limit_mb``, swap closed."""
+    return [
+        "systemd-run", *(["--user"] if user else []), "--scope", "--quiet", "--collect",
+        "-p", f"MemoryMax={limit_mb}M", "-p", "MemorySwapMax=0", "--",
+    ]  # fmt: skip
+
+
+def systemd_scope_label(limit_mb: int) -> str:
+    return f"memory capped at {limit_mb} MB (systemd-run scope MemoryMax, MemorySwapMax=0)"
+
+
+def systemd_scope_prefix(limit_mb: int, run: Callable[[list[str]], int] | None = None) -> list[str] | None:
+    """``systemd_scope_command`` where systemd will make the scope here, else None (then RLIMIT_AS).
+
+    Needs ``systemd-run``, a cgroup-v2 hierarchy and a service manager that answers: the user's
+    (``--user``) for an ordinary user, the system's for root. A cheap probe (``true`` in such a
+    scope) decides, once per process; containers and hosts without systemd as init fail it.
+    """
+    import shutil
+
+    if not sys.platform.startswith("linux") or shutil.which("systemd-run") is None:
+        return None
+    if not Path("/sys/fs/cgroup/cgroup.controllers").exists():  # cgroup v1: make_cgroup_cap's job
+        return None
+    user = os.geteuid() != 0
+    key = (limit_mb, user)
+    if key not in _scope_probe:
+        run = run or _probe
+        _scope_probe[key] = run([*systemd_scope_command(limit_mb, user), "true"]) == 0
+    return systemd_scope_command(limit_mb, user) if _scope_probe[key] else None
+
+
+def _probe(command: list[str]) -> int:
+    import subprocess
+
+    try:
+        return subprocess.run(command, capture_output=True, timeout=15).returncode
+    except (OSError, subprocess.SubprocessError):
+        return 1

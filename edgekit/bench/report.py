@@ -6,11 +6,11 @@ from typing import Any
 
 COLUMNS = [
     "variant", "engine", "precision", "size MB", "accuracy", "agreement",
-    "p50 ms", "p90 ms", "p99 ms", "tokenize p50 ms", "speed-up", "peak RSS MB", "load s",
+    "p50 ms", "p90 ms", "p99 ms", "tokenize p50 ms", "speed-up", "CPU util", "peak RSS MB", "load s",
 ]  # fmt: skip
 
 
-_TIMED = {"p50 ms", "p90 ms", "p99 ms", "tokenize p50 ms", "speed-up", "load s"}
+_TIMED = {"p50 ms", "p90 ms", "p99 ms", "tokenize p50 ms", "speed-up", "CPU util", "load s"}
 
 
 def header(document: dict[str, Any], names: list[str]) -> list[str]:
@@ -51,11 +51,18 @@ def rows(document: dict[str, Any]) -> list[list[str]]:
                 _fmt(lat["p99"]),
                 _fmt(v["tokenize_ms"]["median"], 3),
                 f"{baseline / lat['median']:.2f}x",
+                _cpu(v),
                 _fmt(v["peak_rss_mb"], 0),
                 _fmt(v["cold_start"]["load_s"]),
             ]
         )
     return table
+
+
+def _cpu(variant: dict[str, Any]) -> str:
+    """Busy cores during the timed runs (process CPU s / wall s); results files before it: —."""
+    usage = variant.get("usage") or {}
+    return "—" if usage.get("cpu_utilisation") is None else f"{usage['cpu_utilisation']:.2f}"
 
 
 def caption(document: dict[str, Any]) -> str:
@@ -66,13 +73,15 @@ def caption(document: dict[str, Any]) -> str:
         f"batch 1, {s['threads']} threads, {s['runs']} timed runs x {s['rounds']} round(s) per variant "
         f"after {s['warmup']} warm-up, tokenization included; data: {s['data']}; "
         f"target {target['name']} ({target['mode']}); {host['cpu_model']}, {host['usable_cores']} cores. "
-        f"Speed-up is relative to the first row; agreement is with {document['variants'][0]['name']}."
+        f"Speed-up is relative to the first row; agreement is with {document['variants'][0]['name']}. "
+        "CPU util: cores kept busy during the timed runs (process CPU time / wall time)."
+        + (f" Throughput mode: {s['concurrency']} requests at once." if s.get("mode") == "throughput" else "")
     )
 
 
 # The terminal table leaves out what the Markdown report and the JSON still carry.
 TERMINAL_COLUMNS = ["variant", "engine", "precision", "size MB", "accuracy", "p50 ms", "p90 ms", "p99 ms",
-                    "speed-up", "peak RSS MB"]  # fmt: skip
+                    "speed-up", "CPU util", "peak RSS MB"]  # fmt: skip
 
 
 def rich_table(document: dict[str, Any]):
@@ -104,8 +113,8 @@ def markdown(document: dict[str, Any], title: str = "Benchmark results") -> str:
     lines += estimate_lines(document)
     lines += [f"Not run here: {s['name']}: {s['reason']}" for s in document.get("skipped", [])]
     target = document["target"]
-    if target.get("emulated"):
-        lines += ["", f"Emulated: {', '.join(target['emulated'])}."]
+    if emulated := emulated_items(document):
+        lines += ["", f"Emulated: {', '.join(emulated)}."]
     lines += [f"Did not fit the emulated memory: {m['name']}: {m['reason']}" for m in document.get("did_not_fit", [])]
     for mechanism in memory_caps(document["variants"]):  # e.g. "Memory capped at 4096 MB (cgroup v1 …)."
         lines.append(f"{mechanism[0].upper()}{mechanism[1:]}.")
@@ -225,3 +234,12 @@ def rich_estimates(document: dict[str, Any]):
     for row in body:
         rich.add_row(*row[:4])
     return rich
+
+
+def emulated_items(document: dict[str, Any]) -> list[str]:
+    """What the emulation applied, less its plain "memory capped at N MB" when a line from the
+    workers says how memory was capped (the same fact: printing both read as a duplicate)."""
+    applied = document["target"].get("emulated", [])
+    if not memory_caps(document["variants"]):
+        return list(applied)
+    return [item for item in applied if not item.startswith("memory capped")]

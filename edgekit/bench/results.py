@@ -3,7 +3,12 @@
 Optional keys added within schema 1 (readers ignore what they do not know): ``skipped``
 (artifacts whose engine cannot run on the machine, with the reason) and ``estimated`` (a
 profile of another architecture, or a phone: per variant the device's estimated latency,
-band, basis and assumptions; ``target.host_label`` then names the machine that was timed).
+band, basis and assumptions; ``target.host_label`` then names the machine that was timed);
+per variant ``latency_samples_ms`` (the raw timed samples per round, in ms to 0.1 µs, at most
+``bench.samples.MAX_RAW_SAMPLES`` per variant: beyond, an evenly spaced subset, counted in
+``samples_total``/``samples_kept``) and ``usage`` (mode, concurrency, wall and process CPU
+seconds of the timed runs, ``cpu_utilisation`` = CPU s / wall s, ``inferences_per_s``);
+``settings.mode`` and ``settings.concurrency`` (``--mode throughput``).
 """
 
 from __future__ import annotations

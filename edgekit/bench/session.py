@@ -12,6 +12,7 @@ from typing import Any
 from edgekit.artifact import expand_bundle, read_manifest
 from edgekit.bench.budgets import BudgetVerdict, check_budgets
 from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
+from edgekit.bench.providers import with_providers
 from edgekit.bench.results import new_document
 from edgekit.data import PROBE_TEXTS, TextDataset, read_text_dataset
 from edgekit.estimate.for_bench import estimated_section, host_label, needs_estimates
@@ -32,7 +33,14 @@ def benchmark_artifacts(
     shapes: bool = True,
     on_device: bool = False,
     on_progress: Callable[[str], None] | None = None,
+    *,
+    providers: dict[str, dict[str, list[str]]] | None = None,
+    mode: str = "latency",
+    concurrency: int = 1,
+    on_step: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
+    """``providers``: engine options (``--provider``) over the target's; ``mode="throughput"``: each
+    worker sends ``concurrency`` requests at once; ``on_step(done, total, label)``: progress."""
     profile = load_target(target)
     folders = [found for path in artifacts for found in expand_bundle(path)]
     engines = {folder: read_manifest(folder).engine for folder in folders}  # fails fast on a bad folder
@@ -64,14 +72,17 @@ def benchmark_artifacts(
         shape_runs=max(10, runs // 4) if shapes else 0,
         cpu_affinity=run.cpu_affinity,
         memory_cap_mb=run.memory_cap_mb,
-        runtime_target="host" if run.plan else runtime_defaults(profile),
+        runtime_target=with_providers("host" if run.plan else runtime_defaults(profile), providers or {}),
+        mode=mode,
+        concurrency=concurrency if mode == "throughput" else 1,
     )
     misfits: list[dict[str, str]] = []  # variants over the emulated memory: a finding, the others still run
 
     def note_misfit(name: str, reason: str) -> None:
         misfits.append({"name": name, "reason": reason})
 
-    summaries = run_benchmark(variants, dataset, settings, on_progress=on_progress, on_misfit=note_misfit)
+    summaries = run_benchmark(variants, dataset, settings, on_progress=on_progress, on_misfit=note_misfit,
+                              on_step=on_step)  # fmt: skip
     document = new_document(run.target_info(profile.name), {**settings.__dict__, "data": dataset.source}, summaries)
     judge_latency = run.plan is None or run.plan.latency_representative
     verdicts = check_budgets(summaries, profile.budgets, judge_latency)

@@ -35,10 +35,13 @@ class WorkerSpec:
     memory_cap_mb: int | None = None  # emulation: cap memory (a cgroup if given, else the address space)
     memory_cgroup: str | None = None  # a cgroup made by the harness for this worker
     memory_cap_label: str | None = None  # how that cgroup caps memory, for the results
+    memory_scope: bool = False  # started inside a capped systemd scope: nothing left to cap here
     # The runtime's providers/devices (artifacts only): "host", or a profile's runtime defaults
     # resolved by the harness, so the worker never imports pydantic/yaml to read a profile.
     runtime_target: str | dict = "host"
     spawned_at: float | None = None  # time.time() when the harness started this process (cold start)
+    mode: str = "latency"  # "throughput": `concurrency` threads call predict at once (benchmark_app -hint)
+    concurrency: int = 1
 
 
 def _peak_rss_mb() -> float:
@@ -68,7 +71,7 @@ def apply_limits(spec: WorkerSpec) -> str | None:
 
     if spec.cpu_affinity:
         os.sched_setaffinity(0, spec.cpu_affinity)
-    if spec.memory_cgroup and memcap.join_cgroup(spec.memory_cgroup):
+    if spec.memory_scope or (spec.memory_cgroup and memcap.join_cgroup(spec.memory_cgroup)):
         return spec.memory_cap_label
     if spec.memory_cap_mb:  # no cgroup, or the kernel refused the move: the fallback
         return memcap.cap_address_space(spec.memory_cap_mb) or "memory not capped (no limit this OS enforces)"
@@ -96,6 +99,40 @@ def text_with_tokens(adapter, tokens: int, words: list[str]) -> tuple[str, int]:
             break
         count = grown
     return " ".join(pieces), count
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, every thread, user + system. ``time.process_time`` reads the
+    process CPU clock in nanoseconds where the OS has one; ``os.times`` ticks only every 10 ms."""
+    return time.process_time()
+
+
+def _time_latency(adapter, spec: WorkerSpec) -> tuple[list[float], dict]:
+    """The timed runs, one after another (latency) or from ``concurrency`` threads (throughput).
+
+    Beside the samples: wall time, process CPU time, and their ratio (cores kept busy on
+    average: above 1 when the engine's threads run in parallel), and inferences per second.
+    """
+    texts = spec.latency_texts
+    concurrency = max(1, spec.concurrency) if spec.mode == "throughput" else 1
+    samples: list[float] = [0.0] * len(texts)
+    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+    if concurrency == 1:
+        samples = [_time_ms(adapter.predict_one, text) for text in texts]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run_share(start: int) -> None:  # thread k takes requests k, k+N, ...: the same texts in total
+            for index in range(start, len(texts), concurrency):
+                samples[index] = _time_ms(adapter.predict_one, texts[index])
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(run_share, range(concurrency)))
+    wall_s, cpu_s = time.perf_counter() - wall0, _cpu_seconds() - cpu0
+    usage = {"mode": spec.mode, "concurrency": concurrency, "requests": len(texts), "wall_s": wall_s,
+             "cpu_s": cpu_s, "cpu_utilisation": cpu_s / wall_s if wall_s > 0 else None,
+             "inferences_per_s": len(texts) / wall_s if wall_s > 0 else None}  # fmt: skip
+    return samples, usage
 
 
 def _time_shapes(adapter, spec: WorkerSpec) -> list[dict]:
@@ -140,7 +177,7 @@ def measure(spec: WorkerSpec) -> dict:
         adapter.predict_one(text)
     # Images: each input is a file path, so latency covers reading, decoding and pre-processing,
     # and tokenize_ms times those alone (the same files, after the model's runs: a warm page cache).
-    latency_ms = [_time_ms(adapter.predict_one, text) for text in spec.latency_texts]
+    latency_ms, usage = _time_latency(adapter, spec)
     token_counts = [adapter.token_count(text) for text in spec.latency_texts] if adapter.is_text else []
     tokenize_ms = [_time_ms(adapter.tokenize_one, text) for text in spec.latency_texts]
     shapes = _time_shapes(adapter, spec) if spec.shape_runs and adapter.is_text else []
@@ -173,6 +210,7 @@ def measure(spec: WorkerSpec) -> dict:
         "load_s": loaded - imported,
         "first_inference_ms": (first_done - loaded) * 1e3,
         "latency_ms": latency_ms,
+        "usage": usage,
         "token_counts": token_counts,
         "tokenize_ms": tokenize_ms,
         "shapes": shapes,

@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from edgekit.cli.bench_progress import BenchMode, progress_bar
 from edgekit.cli.common import console, err_console, user_errors
+from edgekit.cli.common import settings as cli_settings
+from edgekit.cli.knobs import ConfigOption, ProviderOption
 from edgekit.errors import RecipeError
 
 
@@ -31,20 +34,22 @@ bench_app = typer.Typer(
 )
 
 
-@bench_app.command("run")
+@bench_app.command("run", context_settings={"auto_envvar_prefix": "EDGEKIT_BENCH"})
 @user_errors
 def bench(
     artifacts: Annotated[list[Path], typer.Argument(help="Artifact folders, or multi-variant output folders.")],
-    data: Annotated[Path | None, typer.Option(help="TSV/CSV/JSONL: inputs (and labels for accuracy).")] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="TSV/CSV/JSONL: inputs (and labels for accuracy).")
+    ] = None,
     pytorch: Annotated[
         Path | None, typer.Option(help="Also time this HF checkpoint in PyTorch fp32, as the reference.")
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Threads (default: the target's).")] = None,
-    target: Annotated[str, typer.Option(help="Target profile name or YAML path.")] = "host",
+    target: Annotated[str, typer.Option("--target", "-t", help="Target profile name or YAML path.")] = "host",
     runs: Annotated[int, typer.Option(min=10, help="Timed batch-1 runs per variant and round.")] = 200,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 20,
     rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds (each variant in its own process).")] = 1,
-    out: Annotated[Path, typer.Option(help="Results JSON to write.")] = Path("bench-results.json"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results JSON to write.")] = Path("bench-results.json"),
     report: Annotated[Path | None, typer.Option(help="Also write a Markdown report here.")] = None,
     html_report: Annotated[
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report with plots here.")
@@ -69,6 +74,17 @@ def bench(
     on_device: Annotated[
         bool, typer.Option(help="This machine is the target: measure without emulation (set by --remote).")
     ] = False,
+    provider: ProviderOption = None,
+    mode: Annotated[
+        BenchMode, typer.Option(help="latency: one request at a time; throughput: --concurrency at once.")
+    ] = BenchMode.latency,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=256, help="Throughput mode: requests in flight at once (threads).")
+    ] = 4,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the results JSON to stdout (and nothing else there).")
+    ] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Time artifacts at batch 1 on real inputs (tokenization included) and measure accuracy.
 
@@ -90,8 +106,15 @@ def bench(
     `edgekit bench artifacts/my-bert --data dev.tsv --target raspberry-pi-5 --remote pi@raspberrypi.local
     --remote-edgekit "~/edgekit-venv/bin/edgekit"`
 
+    `edgekit bench artifacts/my-bert -d dev.tsv --mode throughput --concurrency 4 --json > results.json`
+
+    `edgekit bench artifacts/ov-int8 -d dev.tsv --provider openvino:GPU` (or `-e cuda` for ORT's CUDA provider)
+
+    `EDGEKIT_BENCH_RUNS=500 edgekit bench artifacts/my-bert --config bench.yaml`
+
     `edgekit bench compare yesterday.json today.json`
     """
+    from edgekit.bench.providers import parse_providers
     from edgekit.bench.report import markdown, rich_estimates, rich_table
     from edgekit.bench.results import write_results
     from edgekit.bench.session import benchmark_artifacts
@@ -101,18 +124,28 @@ def bench(
             "--pytorch cannot be used with --remote: the device runs edgekit[runtime], without torch. "
             "Time the PyTorch reference with a separate local `edgekit bench --pytorch` run."
         )
-    with err_console.status("benchmarking…") as status:
+    chosen = parse_providers(provider)
+    if remote and (chosen or mode is not BenchMode.latency):
+        raise RecipeError("--provider and --mode throughput are not passed to a --remote device yet; run there.")
+    with progress_bar(quiet=cli_settings["quiet"]) as (status, on_step):
         if remote:
             from edgekit.bench.remote import RemoteBenchOptions, RemoteHost, benchmark_remote
 
             host = RemoteHost(remote, remote_edgekit, tuple(ssh_option or []), keep_remote)
             options = RemoteBenchOptions(target, threads, runs, warmup, rounds, shapes)
-            document = benchmark_remote(host, artifacts, data, options, on_progress=status.update)
+            document = benchmark_remote(host, artifacts, data, options, on_progress=status)
         else:
             document = benchmark_artifacts(
-                artifacts, data, pytorch, target, threads, runs, warmup, rounds, shapes, on_device, status.update
-            )
+                artifacts, data, pytorch, target, threads, runs, warmup, rounds, shapes, on_device, status,
+                providers=chosen, mode=mode.value, concurrency=concurrency, on_step=on_step,
+            )  # fmt: skip
     write_results(document, out)
+    if as_json:  # stdout carries the document alone, for jq and scripts; budgets still set the exit code
+        import json
+
+        print(json.dumps(document, indent=2))
+        _exit_on_budgets(document, budgets, show=False)
+        return
     console.print(rich_table(document))
     if (estimates := rich_estimates(document)) is not None:  # the device's figures, never the host's
         console.print(estimates)
@@ -129,8 +162,12 @@ def bench(
         html_report.parent.mkdir(parents=True, exist_ok=True)
         html_report.write_text(render_html(document), encoding="utf-8")
         console.print(f"HTML:    {html_report}")
+    _exit_on_budgets(document, budgets, show=True)
+
+
+def _exit_on_budgets(document: dict, budgets: bool, show: bool) -> None:
     broken = [v for v in document["budgets"] if not v["passed"]]
-    for verdict in document["budgets"]:
+    for verdict in document["budgets"] if show else []:
         mark = "[green]ok[/]" if verdict["passed"] else "[bold red]OVER[/]"
         value = "not measured" if verdict["value"] is None else f"{verdict['value']:.2f}"
         if verdict["budget"] == "fits_memory_cap_mb":
@@ -150,6 +187,7 @@ def bench(
 def compare(
     old: Annotated[Path, typer.Argument(help="The earlier results file (edgekit bench --out).")],
     new: Annotated[Path, typer.Argument(help="The later results file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes and remarks as JSON to stdout.")] = False,
 ) -> None:
     """Flag regressions between two results files beyond the runs' own spread (exit code 5).
 
@@ -163,6 +201,14 @@ def compare(
     from edgekit.bench.results import read_results
 
     changes, remarks = compare_documents(read_results(old), read_results(new))
+    if as_json:
+        import json
+
+        rows = [{**change.to_dict(), "relative": change.relative} for change in changes]
+        print(json.dumps({"changes": rows, "remarks": remarks}, indent=2))
+        if any(change.regression for change in changes):
+            raise typer.Exit(REGRESSION_EXIT_CODE)
+        return
     table = Table("variant", "metric", "old", "new", "change", "tolerance", "verdict", title="edgekit bench compare")
     for change in changes:
         verdict = "[bold red]REGRESSION[/]" if change.regression else "ok"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import functools
+import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -37,3 +40,42 @@ def user_errors(func: F) -> F:
 def given(**values: Any) -> dict[str, Any]:
     """The options the user actually passed (typer gives None for the others)."""
     return {k: v for k, v in values.items() if v is not None}
+
+
+class LogLevel(str, enum.Enum):
+    """``--log-level`` choices (listed in ``--help``)."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+# --quiet: no spinners or progress bars either (commands read this, e.g. `bench`).
+settings: dict[str, Any] = {"quiet": False}
+
+
+def configure_logging(verbose: bool, quiet: bool, level: str | None) -> int:
+    """Set the root logger (and so transformers', ORT's, NNCF's Python loggers) from the global flags.
+
+    ``--log-level`` wins; else ``--verbose`` is INFO and ``--quiet`` ERROR; else WARNING,
+    Python's default. Returns the level set.
+    """
+    chosen = getattr(logging, level) if level else logging.INFO if verbose else logging.ERROR if quiet else None
+    settings["quiet"] = quiet or chosen == logging.ERROR
+    if chosen is None:
+        return logging.getLogger().getEffectiveLevel()
+    logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(chosen)
+    for library in ("transformers", "nncf", "optimum"):  # they set their own levels; follow ours
+        logging.getLogger(library).setLevel(chosen)
+    return chosen
+
+
+# The options an ONNX-file source needs (convert and inspect take them alike).
+OnnxTokenizerOption = Annotated[
+    Path | None, typer.Option(help="ONNX model: folder with its fast tokenizer (default: the file's folder).")
+]
+OnnxLabelsOption = Annotated[
+    str | None, typer.Option(help="ONNX model: comma-separated labels in logit order (default: config.json).")
+]

@@ -7,22 +7,32 @@ from typing import Annotated
 
 import typer
 
-from edgekit.cli.common import console, err_console, given, user_errors
+from edgekit.cli.choices import CalibrationMethod, Exporter, Quantize, value
+from edgekit.cli.common import OnnxLabelsOption, OnnxTokenizerOption, console, err_console, given, user_errors
 from edgekit.errors import RecipeError
 
 
 @user_errors
 def convert(
     recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML; flags below override its fields.")] = None,
-    model: Annotated[str | None, typer.Option(help="HF checkpoint directory or hub id.")] = None,
-    task: Annotated[str | None, typer.Option(help="Task (text-classification).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Artifact folder to write.")] = None,
-    target: Annotated[str | None, typer.Option(help="Target profile name or YAML path.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="HF checkpoint directory or hub id; an ONNX file or Optimum ONNX export folder."
+        ),
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="Task; default: read from the checkpoint's config.json (architectures).")
+    ] = None,
+    tokenizer: OnnxTokenizerOption = None,
+    labels: OnnxLabelsOption = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Artifact folder to write.")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Target profile name or YAML path.")] = None,
     data: Annotated[
         Path | None,
-        typer.Option(help="TSV/CSV/JSONL (text, label): inputs for parity, calibration and the accuracy gate."),
+        typer.Option("--data", "-d", help="TSV/CSV/JSONL (text, label): inputs for parity, calibration and the gate."),
     ] = None,
-    exporter: Annotated[str | None, typer.Option(help="optimum (default) or dynamo.")] = None,
+    exporter: Annotated[Exporter | None, typer.Option(help="ONNX exporter (default optimum).")] = None,
     atol: Annotated[float | None, typer.Option(help="Max abs logit difference allowed (default 1e-4).")] = None,
     max_length: Annotated[int | None, typer.Option(help="Truncation length for the runtime.")] = None,
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag, commit).")] = None,
@@ -30,9 +40,10 @@ def convert(
         str | None, typer.Option(help="Comma-separated variants to build, gate and benchmark (listed above).")
     ] = None,
     quantize: Annotated[
-        str | None, typer.Option(help="Shorthand: dynamic, static or none (adds ort-int8-dynamic/-static).")
+        Quantize | None,
+        typer.Option("--quantize", "-q", help="Shorthand: adds ort-int8-dynamic or ort-int8-static."),
     ] = None,
-    calibration_method: Annotated[str | None, typer.Option(help="minmax, entropy or percentile.")] = None,
+    calibration_method: Annotated[CalibrationMethod | None, typer.Option(help="Calibration method.")] = None,
     calibration_samples: Annotated[int | None, typer.Option(help="Calibration texts (default 100).")] = None,
     max_accuracy_drop: Annotated[
         float | None, typer.Option(help="Accuracy points a variant may lose (default: target budget, else 1.0).")
@@ -69,8 +80,13 @@ def convert(
 
     `edgekit convert --model ./my-bert --out artifacts/my-bert --data dev.tsv --quantize dynamic`
 
+    `edgekit convert -m ./my-bert -o artifacts/my-bert -d dev.tsv -t x86-avx2-box -q static`
+
     `edgekit convert --model ./my-bert --out artifacts/my-bert --data dev.tsv --target x86-avx2-box
     --variants onnx-fp32,ort-int8-dynamic,ort-int8-static,ov-fp32,ov-int8`
+
+    `edgekit convert --model model.onnx --tokenizer ./tok --labels neg,pos --out artifacts/onnx --data dev.tsv
+    --quantize dynamic`
 
     `edgekit convert --model ./my-bert --out artifacts/student --data dev.tsv --distill-layers 3
     --distill-data train.tsv --quantize dynamic`
@@ -86,11 +102,11 @@ def convert(
     if data is not None:  # keep the recipe's column names and format; only the file changes
         fields["data"] = {**(fields.get("data") or {}), "path": data}
     if exporter is not None or max_length is not None:
-        fields["export"] = {**fields.get("export", {}), **given(exporter=exporter, max_length=max_length)}
+        fields["export"] = {**fields.get("export", {}), **given(exporter=value(exporter), max_length=max_length)}
     if atol is not None:
         fields["parity"] = {**fields.get("parity", {}), "atol": atol}
-    _apply_variant_flags(fields, variants, quantize)
-    calibration = given(method=calibration_method, samples=calibration_samples)
+    _apply_variant_flags(fields, variants, value(quantize))
+    calibration = given(method=value(calibration_method), samples=calibration_samples)
     if calibration:
         quantization = fields.setdefault("quantization", {})
         quantization["calibration"] = {**quantization.get("calibration", {}), **calibration}
@@ -101,14 +117,19 @@ def convert(
     _apply_distill_flags(fields, distill_layers, distill_data, distill_epochs)
     if "model" not in fields:
         raise RecipeError("Say which model to convert: pass a recipe file or --model PATH_OR_HUB_ID.")
+    _apply_onnx_flags(fields, tokenizer, labels)
+    _pick_task(fields)
     recipe_ = build_recipe(fields, origin="The conversion settings")
     result = run_convert(recipe_, ConsoleReporter(err_console), force, resume)
     manifest = result.manifest
     verb = "Reused" if result.reused else "Wrote"
     if result.summary is None:
+        reference = f"{manifest.parity['reference']}, " if "reference" in manifest.parity else ""
+        accuracy = manifest.metrics.get("accuracy", {}).get("accuracy")
         console.print(
             f"{verb} {result.artifact_dir} ({manifest.engine}, {manifest.precision}, "
-            f"{len(manifest.labels)} labels); parity max |Δlogit| {manifest.parity['max_abs_diff']:.2e}."
+            f"{len(manifest.labels)} labels); {reference}parity max |Δlogit| {manifest.parity['max_abs_diff']:.2e}"
+            + (f"; accuracy {accuracy:.4f}." if accuracy is not None else ".")
         )
         _print_pin(result.artifact_dir)
         return
@@ -137,6 +158,41 @@ def _print_pin(artifact_dir: Path) -> None:
 
     digest = sha256_file(artifact_dir / MANIFEST_NAME)
     console.print(f"Pin it in an app: EdgeModel.load(..., manifest_sha256='{digest}')")
+
+
+def _apply_onnx_flags(fields: dict, tokenizer: Path | None, labels: str | None) -> None:
+    """--tokenizer / --labels make the model an ONNX source: ``model: {onnx, tokenizer, labels}``."""
+    if tokenizer is None and labels is None:
+        return
+    model = fields["model"]
+    spec = dict(model) if isinstance(model, dict) else {"onnx": str(model)}
+    if "onnx" not in spec:
+        raise RecipeError("--tokenizer and --labels describe an ONNX model: pass --model FILE.onnx with them.")
+    if Path(spec["onnx"]).expanduser().is_dir():  # an export folder: its model.onnx, tokenizer beside it
+        spec["onnx"] = str(Path(spec["onnx"]) / "model.onnx")
+    if tokenizer is not None:
+        spec["tokenizer"] = tokenizer
+    if labels is not None:
+        spec["labels"] = [name.strip() for name in labels.split(",") if name.strip()]
+        if len(spec["labels"]) < 2:
+            raise RecipeError(f"--labels takes two or more comma-separated names (neg,pos), not '{labels}'.")
+    fields["model"] = spec
+
+
+def _pick_task(fields: dict) -> None:
+    """No task given: read it from a local checkpoint's config.json, and say which and why."""
+    from edgekit.convert.onnx_source import onnx_spec
+    from edgekit.tasks.detect import explain_task, read_config
+
+    model = fields["model"]
+    if "task" in fields or not isinstance(model, (str, Path)) or onnx_spec(str(model)) is not None:
+        return  # a task given, a mapping (factory, ONNX: its own task), or an ONNX file or export folder
+    folder = Path(model).expanduser()
+    if not (folder / "config.json").is_file():
+        return  # a hub id (no network here) or a folder the loader refuses with its own message
+    task, reason = explain_task(read_config(folder))
+    fields["task"] = task
+    err_console.print(f"Task: {task} (detected: {reason}; --task overrides).")
 
 
 def _apply_distill_flags(fields: dict, layers: str | None, data: Path | None, epochs: float | None) -> None:

@@ -26,6 +26,13 @@ def quickstart(
     task: Annotated[
         str, typer.Option(help="text-classification (intents, MiniLM) or image-classification (digits, a small CNN).")
     ] = "text-classification",
+    lang: Annotated[
+        str, typer.Option(help="Text demo language: en (assistant intents) or zh (Chinese intents, bert-base-chinese).")
+    ] = "en",
+    base_model: Annotated[
+        str | None,
+        typer.Option(help="Base checkpoint folder or hub id to fine-tune instead of the language's default."),
+    ] = None,
 ) -> None:
     """Build a real intent classifier on built-in demo data and take it through the pipeline.
 
@@ -39,9 +46,20 @@ def quickstart(
     ORT static INT8; OpenVINO FP32 and NNCF INT8 when installed), gates and benchmarks every
     variant (decode and pre-processing included) and shows the same table.
 
+    With `--lang zh`: the same pipeline on 600 Chinese smart-home and customer-service utterances
+    (150 held out), fine-tuning bert-base-chinese (a hub id: without network, download it elsewhere
+    and pass `--base-model DIR`).
+
     **Examples:** `edgekit quickstart --out /tmp/qs` ·
-    `edgekit quickstart --task image-classification --out /tmp/qs-images`
+    `edgekit quickstart --task image-classification --out /tmp/qs-images` ·
+    `edgekit quickstart --lang zh --base-model ./bert-base-chinese --out /tmp/qs-zh`
     """
+    from edgekit.quickstart import DEMOS
+
+    if lang not in DEMOS:
+        raise typer.BadParameter(f"unknown language '{lang}'; choose one of: {', '.join(DEMOS)}.", param_hint="--lang")
+    if task == "image-classification" and (lang != "en" or base_model):
+        raise typer.BadParameter("--lang and --base-model apply to text-classification only.")
     if task == "image-classification":
         _image_quickstart(out, threads, rounds, runs, epochs, force)
         return
@@ -52,9 +70,8 @@ def quickstart(
     from edgekit.quickstart import run_quickstart
     from edgekit.train.finetune import FinetuneConfig
 
-    result = run_quickstart(
-        out, threads, rounds, runs, FinetuneConfig(epochs=epochs or 5.0), ConsoleReporter(err_console), force
-    )
+    config = FinetuneConfig(epochs=epochs or 5.0, max_length=DEMOS[lang].max_length)
+    result = run_quickstart(out, threads, rounds, runs, config, ConsoleReporter(err_console), force, lang, base_model)
     summary = result.conversion.summary
     console.print(rich_table(summary))
     console.print(rich_table(result.student.summary))
@@ -64,7 +81,7 @@ def quickstart(
 
         console.print(f"Student: {describe_distillation(distilled)} (on the training utterances).")
     reference = json.loads((result.conversion.out / "onnx-fp32" / "manifest.json").read_text())["parity"]
-    try_it = f"EdgeModel.load('{result.conversion.out}').predict('turn off the lights')"
+    try_it = f"EdgeModel.load('{result.conversion.out}').predict('{DEMOS[lang].example}')"
     console.print(
         f"Parity of the ONNX FP32 artifact vs PyTorch: max |Δlogit| {reference['max_abs_diff']:.2e} "
         f"on {reference['texts']} held-out texts.\n"

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from edgekit.cli.common import user_errors
+from edgekit.cli.knobs import ConfigOption, ProviderOption, runtime_options
 
 
 @user_errors
@@ -43,7 +44,16 @@ def serve(
         int | None,
         typer.Option(min=1, help="Encoded bytes per image (image models; default and ceiling: the manifest's)."),
     ] = None,
+    max_batch: Annotated[
+        int | None,
+        typer.Option(min=1, help="Dynamic batching: inputs per engine call (default: off; batch-invariant only)."),
+    ] = None,
+    max_delay_ms: Annotated[
+        float, typer.Option(min=0, max=1000, help="Dynamic batching: longest wait for batch-mates, in ms.")
+    ] = 5.0,
     access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
+    provider: ProviderOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Serve an artifact over HTTP: `POST /v1/predict`, `GET /v1/health`, `GET /v1/model` (JSON).
 
@@ -51,7 +61,8 @@ def serve(
     wait, the next one gets a JSON 503 with Retry-After, and so does any upload beyond `--max-in-flight`;
     beyond `--max-connections`, new clients wait in the listen backlog instead of being refused. Oversized or
     malformed requests get a JSON 4xx with a message. SIGTERM or Ctrl+C finishes the requests in flight and
-    exits 0. Needs the `serve` extra:
+    exits 0. Also serves the Open Inference Protocol (KServe v2: `/v2/models/NAME/infer`, NAME the folder's
+    name; Triton's client works) and Prometheus metrics (`GET /metrics`). Needs the `serve` extra:
     `pip install 'edgekit[serve]'`. API: docs/runtime.md.
 
     **Examples:**
@@ -63,6 +74,8 @@ def serve(
     `curl -s localhost:8000/v1/predict -d '{"texts": ["turn off the lights", "play some jazz"]}'`
 
     `curl -s localhost:8000/v1/predict -F image=@cat.jpg -F image=@dog.png` (an image model)
+
+    `EDGEKIT_SERVE_WORKERS=2 edgekit serve artifacts/ov-int8 --config serve.yaml --provider openvino:GPU`
     """
     from edgekit.serve import ServeLimits, serve_artifact
 
@@ -70,6 +83,6 @@ def serve(
         workers=workers, queue_size=queue_size, max_texts=max_texts, max_text_chars=max_text_chars,
         max_body_bytes=max_body_bytes, max_connections=max_connections, max_in_flight=max_in_flight,
         max_request_chars=max_request_chars, max_batch_tokens=max_batch_tokens, max_images=max_images,
-        max_image_bytes=max_image_bytes,
+        max_image_bytes=max_image_bytes, max_batch=max_batch, max_delay_ms=max_delay_ms,
     )  # fmt: skip
-    serve_artifact(artifact, host, port, threads, limits, access_log)
+    serve_artifact(artifact, host, port, threads, limits, access_log, **runtime_options(provider, serve_artifact))

@@ -95,7 +95,8 @@ def build_variants(
     artifacts = [r for r in records if not r.is_source]
     locations = _place(artifacts, staging)
     summary = BundleSummary(**{
-        "source": public_name(recipe.model, "path" in source.info.get("teacher", source.info)),  # no local paths
+        # str(): a factory model without weights has no file to name: its factory (public_name returns it as given)
+        "source": str(public_name(recipe.model, "path" in source.info.get("teacher", source.info))),  # no local paths
         "target": target.name,
         "recipe_hash": recipe.content_hash(),
         "weights_sha256": source.info.get("teacher", source.info).get("weights_sha256"),
@@ -130,7 +131,8 @@ def _preflight(recipe: Recipe, target: TargetProfile, reporter: Reporter) -> lis
     kinds = [get_variant(name) for name in recipe.variant_names]
     engines = sorted({kind.engine for kind in kinds})
     requested = {(kind.engine, kind.precision) for kind in kinds}
-    outlooks = [o for o in outlook(target.arch, target.isa_features, engines) if (o.engine, o.precision) in requested]
+    found = outlook(target.arch, target.isa_features, engines, recipe.task)  # CNN advice differs from transformers'
+    outlooks = [o for o in found if (o.engine, o.precision) in requested]
     for item in outlooks:
         reporter.note(f"pre-flight ({target.name}): {item.engine} {item.precision} {item.verdict}: {item.reason}")
     return outlooks
@@ -141,7 +143,7 @@ def _write_bundle_files(summary: BundleSummary, staging: Path, bench_document: d
     """summary.json (with the variants' manifest digests, once every manifest is final), summary.md, bench.json."""
     summary.manifest_sha256 = manifest_digests(staging, summary.locations)
     if bench_document is not None:
-        pytorch = public_name(model, "path" in source_info.get("teacher", source_info))  # no local paths
+        pytorch = str(public_name(model, "path" in source_info.get("teacher", source_info)))  # no local paths
         for row in bench_document["variants"]:  # paths relative to the bundle, where they end up
             row["path"] = summary.locations.get(row["name"], pytorch if row["kind"] == "pytorch" else row["name"])
         write_results(bench_document, staging / BENCH_NAME)
@@ -154,9 +156,15 @@ def _benchmark(
     reporter: Reporter,
 ) -> tuple[dict[str, Any], VariantRecord | None, dict[str, Any]]:  # fmt: skip
     run = target_run(target, recipe.bench.threads)
-    settings = BenchSettings(threads=run.threads, runs=recipe.bench.runs, warmup=recipe.bench.warmup,
-                             rounds=recipe.bench.rounds, cpu_affinity=run.cpu_affinity,
-                             memory_cap_mb=run.memory_cap_mb)  # fmt: skip
+    settings = BenchSettings(
+        threads=run.threads,
+        runs=recipe.bench.runs,
+        warmup=recipe.bench.warmup,
+        rounds=recipe.bench.rounds,
+        cpu_affinity=run.cpu_affinity,
+        memory_cap_mb=run.memory_cap_mb,
+        batch_sizes=tuple(target.benchmark.batch_sizes),
+    )  # the profile's, as `edgekit bench`
     for record in records:  # an engine this machine cannot run (Core ML on Linux) is never timed here
         if record.not_runnable:
             reporter.note(f"{record.name}: not benchmarked: not runnable here ({record.not_runnable})")

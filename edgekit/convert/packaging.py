@@ -13,8 +13,12 @@ from typing import Any
 
 from edgekit import __version__
 from edgekit.artifact import Manifest, read_manifest
+from edgekit.convert.hf_files import copy_hf_files, write_hf_files
+from edgekit.convert.onnx_source import KIND as ONNX_KIND
+from edgekit.convert.onnx_source import REFERENCE_NOTE, write_reference
 from edgekit.convert.recipe import Recipe
 from edgekit.convert.sources import LoadedSource
+from edgekit.convert.toolchain import toolchain
 from edgekit.convert.variants import VariantKind
 from edgekit.errors import ParityError
 from edgekit.export import export_onnx
@@ -24,6 +28,7 @@ from edgekit.progress import Reporter
 from edgekit.targets.profiles import TargetProfile, runtime_defaults
 
 TOKENIZER_FILE = "tokenizer.json"
+_GIVEN_PARITY = "the artifact (runtime, tokenizer.json) vs ONNX Runtime on the given file with the source tokenizer"
 
 
 def build_reference(
@@ -39,8 +44,9 @@ def build_reference(
     exporter = recipe.export.exporter
     if source.preprocessing is not None:  # image classifiers: torch.onnx (export/onnx_image.py)
         exporter = "dynamo" if exporter == "dynamo" else "torchscript"
-    with reporter.stage(f"Exporting ONNX ({exporter})"):
-        graph = export_onnx(source, folder, recipe.export)
+    given = source.info.get("kind") == ONNX_KIND  # an ONNX file made elsewhere: copied, not exported
+    with reporter.stage("Copying the given ONNX graph" if given else f"Exporting ONNX ({exporter})"):
+        graph = write_reference(source, folder) if given else export_onnx(source, folder, recipe.export)
     with reporter.stage("Packaging the artifact"):
         manifest = package_reference(source, folder, graph, recipe, target)
         if distillation is not None:
@@ -48,8 +54,17 @@ def build_reference(
     with reporter.stage(f"Checking parity on {len(parity_texts)} real inputs"):
         report = check_parity(source, folder, parity_texts, recipe.parity.batch_sizes, recipe.parity.atol)
         manifest.parity = report.to_dict()
+        if given:  # what was compared: the packaging and the tokenizer, not an export
+            manifest.parity.update(reference=REFERENCE_NOTE, compared=_GIVEN_PARITY)
         seal(folder, manifest)
-    reporter.note(describe_parity(report))
+    reporter.note((f"{REFERENCE_NOTE}; " if given else "") + describe_parity(report))
+    if not report.passed and given:
+        raise ParityError(
+            f"The packaged artifact does not reproduce the given ONNX graph: max |Δlogit| {report.max_abs_diff:.3e} "
+            f"(allowed {report.atol:.1e}), {report.tokenizer_mismatches} texts tokenized differently by the "
+            "artifact's tokenizer.json and the tokenizer folder. Nothing was written. Check that --tokenizer is "
+            "the tokenizer the model was trained with, saved by a transformers *TokenizerFast."
+        )
     if not report.passed:
         raise ParityError(
             f"The exported model does not match PyTorch: max |Δlogit| {report.max_abs_diff:.3e} "
@@ -98,11 +113,14 @@ def package_reference(source: LoadedSource, staging: Path, graph, recipe: Recipe
         source=source.info,
         recipe_hash=recipe.content_hash(),
         edgekit_version=__version__,
+        toolchain=toolchain(recipe.variant_names),
         target=target.name,
         exporter=f"{graph.exporter} (opset {graph.opset})",
         runtime=runtime_defaults(target),
         batch_invariant=True,  # FP32 graph: a row's logits do not depend on its batch-mates (padding is masked)
     )
+    if manifest.tokenizer is not None:  # config.json + tokenizer side files: Optimum opens the folder as it is
+        write_hf_files(source, staging, source.labels, manifest.tokenizer["max_length"])
     return seal(staging, manifest)
 
 
@@ -111,6 +129,7 @@ def package_variant(reference_dir: Path, folder: Path, kind: VariantKind, model_
     reference = read_manifest(reference_dir)
     if reference.tokenizer is not None:  # image artifacts carry their pre-processing in the manifest
         shutil.copy2(reference_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+        copy_hf_files(reference_dir, folder, model_file)
     fields = {**reference.__dict__, "engine": kind.engine, "precision": kind.precision, "model_file": model_file,
               "batch_invariant": kind.batch_invariant}  # fmt: skip
     kept = {k: v for k, v in reference.metrics.items() if k == "distillation"}  # a property of the weights

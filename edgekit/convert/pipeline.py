@@ -20,6 +20,8 @@ from edgekit.artifact import Manifest, load_manifest, read_manifest
 from edgekit.convert.bundle import build_variants
 from edgekit.convert.distillation import distill_source
 from edgekit.convert.image_sources import describe_model
+from edgekit.convert.onnx_source import KIND as ONNX_KIND
+from edgekit.convert.onnx_source import OnnxSpec, describe, load_onnx_source, onnx_spec, refuse_pytorch_stages
 from edgekit.convert.packaging import build_reference
 from edgekit.convert.recipe import Recipe, recipe_inputs, record_source_path
 from edgekit.convert.sources import LoadedSource
@@ -49,8 +51,8 @@ class ConvertResult:
 
 def _reusable(out: Path, recipe: Recipe) -> ConvertResult | None:
     """The existing output at ``out`` if it was made from this recipe and these weights."""
-    source_info = describe_model(recipe.model)
-    if source_info["kind"] not in ("hf-dir", "module"):
+    source_info = describe(recipe.model) if isinstance(recipe.model, OnnxSpec) else describe_model(recipe.model)
+    if source_info["kind"] not in ("hf-dir", "module", ONNX_KIND):
         return None  # a hub model may have changed upstream: rebuild
     try:
         if recipe.is_bundle:
@@ -92,6 +94,7 @@ def convert(
     if recipe.out is None:
         raise RecipeError("The recipe has no `out:` folder; set one in the recipe or pass --out DIR.")
     out = Path(recipe.out)
+    recipe = _onnx_recipe(recipe) if source is None else recipe
     target = load_target(recipe.target)  # fail on an unknown target before any slow work
     inputs = recipe_inputs(recipe, out)
     check_destination(out, inputs)  # before any slow work: never a folder edgekit did not write, nor an input
@@ -107,13 +110,18 @@ def convert(
     if source is None:
         with reporter.stage(f"Loading {recipe.model}"):
             record = record_source_path(recipe)
-            source = task.load_source(recipe.model, recipe.revision, recipe.trust_remote_code, record)
+            if isinstance(recipe.model, OnnxSpec):  # a graph made elsewhere: it is the FP32 reference
+                source = load_onnx_source(recipe.model, record)
+            else:
+                source = task.load_source(recipe.model, recipe.revision, recipe.trust_remote_code, record)
     distillation = None
     if recipe.distill is not None:
         source, distillation = distill_source(source, recipe, data, out, reporter, resume)
     with atomic_directory(out, "bundle" if recipe.is_bundle else "artifact", inputs) as staging:
         reference_dir = staging / REFERENCE if recipe.is_bundle else staging
         manifest = build_reference(source, reference_dir, recipe, target, parity_texts, reporter, distillation)
+        if source.info.get("kind") == ONNX_KIND and not recipe.is_bundle and data is not None and data.has_labels:
+            manifest = _reference_accuracy(reference_dir, manifest, data, recipe, reporter)  # a bundle does its own
         summary = None
         if recipe.is_bundle:
             assert data is not None  # checked by _check_data_for_variants
@@ -121,6 +129,35 @@ def convert(
             manifest = read_manifest(staging / summary.locations[summary.recommended])
     artifact_dir = out / summary.locations[summary.recommended] if summary else out
     return ConvertResult(artifact_dir, manifest, False, time.perf_counter() - started, summary)
+
+
+def _onnx_recipe(recipe: Recipe) -> Recipe:
+    """An ONNX file (or an export folder without PyTorch weights) as the recipe's model: refuse what
+    needs PyTorch before any work, and time no PyTorch row (there is no PyTorch model to time)."""
+    spec = onnx_spec(recipe.model)
+    if spec is None:
+        return recipe
+    refuse_pytorch_stages(recipe)
+    bench = recipe.bench.model_copy(update={"pytorch_baseline": False})
+    return recipe.model_copy(update={"model": spec, "bench": bench})
+
+
+def _reference_accuracy(
+    folder: Path, manifest: Manifest, data: TextDataset, recipe: Recipe, reporter: Reporter
+) -> Manifest:
+    """The given graph's accuracy on the labelled data, at batch 1 through the runtime (as the gate measures)."""
+    from edgekit.convert.gate import batch1_logits
+    from edgekit.metrics import accuracy, macro_f1
+    from edgekit.outputs import seal
+
+    sample = data.sample(recipe.gate.samples, seed=0)
+    labels = sample.label_ids(manifest.labels)
+    with reporter.stage(f"Evaluating the FP32 reference on {len(sample.texts)} rows"):
+        predicted = batch1_logits(folder, sample.texts).argmax(-1)
+    manifest.metrics["accuracy"] = {"accuracy": accuracy(predicted, labels), "macro_f1": macro_f1(predicted, labels),
+                                    "rows": len(sample.texts)}  # fmt: skip
+    reporter.note(f"FP32 reference accuracy {manifest.metrics['accuracy']['accuracy']:.4f} on {len(labels)} rows")
+    return seal(folder, manifest)
 
 
 def _check_data_for_variants(recipe: Recipe, data: TextDataset | None) -> None:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edgekit.artifact import sha256_file
 from edgekit.convert.image_sources import FactorySpec
+from edgekit.convert.onnx_source import OnnxSpec
 from edgekit.errors import RecipeError, describe_validation_error
 from edgekit.image_data import folder_fingerprint
 from edgekit.yaml_files import read_yaml_mapping
@@ -142,8 +143,9 @@ class DistillSpec(_Strict):
 
 
 class Recipe(_Strict):
-    model: str | FactorySpec = Field(
-        description="HF checkpoint directory or hub id; for images also {factory, weights, input, labels}"
+    model: str | FactorySpec | OnnxSpec = Field(
+        description="HF checkpoint directory or hub id; an ONNX file as {onnx, tokenizer, labels}; "
+        "for images also {factory, weights, input, labels}"
     )
     task: str = Field("text-classification", description="a task of the registry (edgekit.tasks)")
     out: Path | None = None
@@ -221,13 +223,24 @@ class Recipe(_Strict):
         the target profile, the source's config and tokenizer files), so a file edited in
         place gives a new hash and an artifact can name exactly what made it. The weights
         are fingerprinted separately (``sources.weights_fingerprint``). The edgekit version is
-        part of it: another version may write different artifacts (0.2.0 added ``runtime``)."""
+        part of it: another version may write different artifacts (0.2.0 added ``runtime``), and
+        so are the conversion libraries' versions (``toolchain``): an upgrade never reuses stale output."""
         from edgekit import __version__
+        from edgekit.convert.toolchain import toolchain
 
         fields = self.model_dump(mode="json")
         fields["_edgekit_version"] = __version__
+        fields["_toolchain"] = toolchain(self.variant_names)
         fields["_inputs_sha256"] = {str(path): sha256_file(path) if path.is_file() else folder_fingerprint(path)
                                     for path in self._input_files() if path.exists()}  # fmt: skip
+        if self.task == "image-classification":  # an image list names files elsewhere: hash them too
+            from edgekit.image_data import listing_fingerprint
+
+            specs = (self.data, self.quantization.calibration.data)
+            fields["_image_lists_sha256"] = {
+                str(s.path): listing_fingerprint(s.path, s.image_column, s.label_column, s.format)
+                for s in specs if s is not None and s.path.is_file()
+            }  # fmt: skip
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -241,7 +254,9 @@ class Recipe(_Strict):
         files = [spec.path for spec in specs if spec is not None]
         if isinstance(self.model, FactorySpec) and self.model.weights is not None:
             files.append(self.model.weights)  # the factory spec is in the dump; its weights by content
-        for folder in (Path(self.model), Path(self.distill.student) if self.distill and self.distill.student else None):
+        tokenizer = self.model.tokenizer_dir if isinstance(self.model, OnnxSpec) else None  # its graph: by weights
+        for folder in (Path(self.model), Path(self.distill.student) if self.distill and self.distill.student else None,
+                       tokenizer):  # fmt: skip
             if folder is not None and folder.is_dir():
                 files += [folder / name for name in _CHECKPOINT_METADATA]
         with contextlib.suppress(TargetError):  # an unknown target fails later, with its own message
@@ -257,7 +272,10 @@ class Recipe(_Strict):
         def data(spec: DataSpec | None) -> DataSpec | None:
             return None if spec is None else spec.model_copy(update={"path": path(spec.path)})
 
-        def model_ref(ref: str | FactorySpec) -> str | FactorySpec:  # a hub id stays as it is
+        def model_ref(ref: str | FactorySpec | OnnxSpec) -> str | FactorySpec | OnnxSpec:  # a hub id stays as it is
+            if isinstance(ref, OnnxSpec):
+                tokenizer = None if ref.tokenizer is None else path(ref.tokenizer)
+                return ref.model_copy(update={"onnx": path(ref.onnx), "tokenizer": tokenizer})
             if isinstance(ref, FactorySpec):
                 return ref if ref.weights is None else ref.model_copy(update={"weights": path(ref.weights)})
             return str(path(Path(ref))) if (base / ref).exists() and not Path(ref).is_absolute() else ref
@@ -318,6 +336,8 @@ def distill_work_dir(recipe: Recipe, out: Path) -> Path:
 def recipe_inputs(recipe: Recipe, out: Path) -> list[Path]:
     """Everything a run reads or keeps: the output may not be, contain, or lie inside any of it."""
     folders = [recipe.model] + ([recipe.distill.student] if recipe.distill and recipe.distill.student else [])
+    if isinstance(recipe.model, OnnxSpec) and recipe.model.tokenizer is not None:  # a folder given as an input
+        folders.append(recipe.model.tokenizer)
     paths = [Path(ref).expanduser() for ref in folders if Path(ref).expanduser().exists()]  # not hub ids
     specs = [recipe.data, recipe.quantization.calibration.data]
     if recipe.distill is not None:

@@ -94,8 +94,9 @@ def resolve_reference(ref: str, record_path: bool = False) -> tuple[str, dict[st
     if path.exists():
         if path.is_file() and path.suffix == ".onnx":
             raise SourceError(
-                f"{path} is an ONNX file. `edgekit convert` needs the PyTorch checkpoint it came from "
-                "to check parity; ONNX-file sources are not supported yet."
+                f"{path} is an ONNX file, and this step needs a PyTorch checkpoint (a distillation student, an "
+                "image classifier). An ONNX text classifier converts on its own: "
+                f"`edgekit convert --model {path.name} --tokenizer DIR --labels a,b` (docs/recipes.md)."
             )
         if not path.is_dir() or not (path / "config.json").is_file():
             what = "it has no config.json" if path.is_dir() else "it is a file"

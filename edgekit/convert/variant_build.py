@@ -84,7 +84,7 @@ class VariantBuilder:
             name, kind.engine, kind.precision, folder_size_mb(folder), report, parity_passed, outlook=match
         )
         if not parity_passed:
-            record.notes.append("failed strict parity with PyTorch")
+            record.notes.append("failed strict parity with the source model")
         return record
 
     def _not_runnable(self, name: str, folder: Path, manifest: Manifest, reason: str) -> VariantRecord:

@@ -72,5 +72,10 @@ def efficientnet_lite0(num_classes: int = 1000, pretrained: bool = True) -> Any:
             model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights, num_classes=num_classes)
         else:
             model = EfficientNet.from_name("efficientnet-lite0", num_classes=num_classes)
-    model.set_swish(memory_efficient=False)  # the memory-efficient Swish is a custom autograd op: not exportable
+    # Lite keeps ReLU6 (exported as Clip, quantization-friendly); set_swish() would swap in Swish, an
+    # activation the ImageNet weights were not trained with (INT8 then collapsed: docs/images.md).
+    from torch import nn
+
+    if not isinstance(getattr(model, "_swish", None), nn.ReLU6):
+        raise RuntimeError("efficientnet-lite0 was expected to use ReLU6: has efficientnet-lite-pytorch changed?")
     return model

@@ -46,7 +46,8 @@ def _target_cannot_run(profile, engine: str) -> str | None:
     names = {c.engine for c in profile.engines} | {p for c in profile.engines for p in (c.providers or [])}
     if "coreml" in names or "CoreMLExecutionProvider" in names:
         return None
-    return f"not estimated: {profile.name} has no Core ML (its profile lists neither the coreml engine nor CoreMLExecutionProvider)"
+    return (f"not estimated: {profile.name} has no Core ML (its profile lists neither the coreml engine "
+            "nor CoreMLExecutionProvider)")  # fmt: skip
 
 
 def _calibration_source(folder: Path, measured: dict[Path, dict[str, Any]]) -> Path | None:

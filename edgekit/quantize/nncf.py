@@ -15,23 +15,29 @@ def nncf_int8(
     validation: tuple[list[Feed], list[int]] | None = None,
     max_drop: float = 0.01,
     model_type: str | None = "TRANSFORMER",
+    preset: str | None = None,
+    fast_bias_correction: bool = True,
 ) -> None:
     """Quantize with ``model_type=TRANSFORMER`` (keeps sensitive ops such as softmax in FP) for
     transformers; ``model_type=None`` is NNCF's default scheme, the one for CNNs.
 
     With ``validation`` (feeds and label ids), runs ``quantize_with_accuracy_control``:
     layers are reverted to FP32 until the accuracy drop is at most ``max_drop`` (absolute,
-    0.01 = one point).
+    0.01 = one point). ``preset`` ("performance" or "mixed") and ``fast_bias_correction`` are
+    passed to NNCF as they are (None: NNCF's default preset for the model type).
     """
     try:
         import nncf
         import openvino as ov
     except ImportError:
-        raise ExportError("ov-int8 needs NNCF and OpenVINO: pip install 'edgekit[openvino]'.") from None
+        raise ExportError("ov-int8 needs NNCF and OpenVINO: pip install 'edgekit[convert,openvino]'.") from None
 
     model = ov.Core().read_model(str(source_xml))
     calibration = nncf.Dataset(feeds)
-    kind = {} if model_type is None else {"model_type": getattr(nncf.ModelType, model_type)}
+    kind: dict = {} if model_type is None else {"model_type": getattr(nncf.ModelType, model_type)}
+    if preset is not None:  # PERFORMANCE: symmetric activations; MIXED: asymmetric ones (after ReLU6, skewed)
+        kind["preset"] = getattr(nncf.QuantizationPreset, preset.upper())
+    kind["fast_bias_correction"] = fast_bias_correction
     try:
         if validation is None:
             quantized = nncf.quantize(model, calibration, subset_size=len(feeds), **kind)

@@ -8,8 +8,11 @@ where the ISA has no VNNI-style instructions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -19,16 +22,68 @@ from edgekit.quantize.calibration import Feed, FeedReader
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 
 
-def _quiet_quantizer_logs() -> None:
-    # The quantizer logs a generic "consider pre-processing" warning on every call.
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+@contextlib.contextmanager
+def _quiet_quantizer_logs() -> Iterator[None]:
+    """The quantizer logs a generic "consider pre-processing" warning through the root logger on
+    every call: raise the root level to ERROR while it runs, then restore the caller's level
+    (a decorator too, so ``--log-level``/``--verbose`` hold again after quantization)."""
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(max(before, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(before)
 
 
+@dataclass(frozen=True)
+class StaticTuning:
+    """Knobs for sensitive layers (measured on EfficientNet-Lite0: benchmarks/quantization_cnn.py).
+
+    ``exclude_nodes``: ONNX node names kept in FP32 (ORT's ``nodes_to_exclude``);
+    ``exclude_depthwise``: every grouped Conv with one input channel per group kept in FP32;
+    ``exclude_first_conv`` / ``exclude_last_matmul``: the stem convolution (it sees raw pixels) and
+    the classifier (its Gemm/MatMul) kept in FP32; ``symmetric_activations``: activation ranges
+    centred on zero (ORT's ``ActivationSymmetric``); ``percentile``: the percentile calibration keeps.
+    """
+
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_depthwise: bool = False
+    exclude_first_conv: bool = False
+    exclude_last_matmul: bool = False
+    symmetric_activations: bool = False
+    percentile: float = 99.999
+
+
+def _excluded_nodes(model_path: Path, tuning: StaticTuning) -> list[str]:
+    """Node names to keep in FP32: the explicit ones plus the structural choices, read from the graph."""
+    excluded = list(tuning.exclude_nodes)
+    if not (tuning.exclude_depthwise or tuning.exclude_first_conv or tuning.exclude_last_matmul):
+        return excluded
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    weights = {init.name: list(init.dims) for init in graph.initializer}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    if tuning.exclude_first_conv and convs:
+        excluded.append(convs[0].name)
+    if tuning.exclude_depthwise:
+        for node in convs:
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            shape = weights.get(node.input[1], [])
+            if group > 1 and len(shape) == 4 and shape[1] == 1:  # [out, in/group = 1, kh, kw]
+                excluded.append(node.name)
+    if tuning.exclude_last_matmul:
+        heads = [node for node in graph.node if node.op_type in ("Gemm", "MatMul")]
+        excluded += [heads[-1].name] if heads else []
+    return excluded
+
+
+@_quiet_quantizer_logs()
 def quantize_dynamic_int8(source: Path, target: Path, per_channel: bool, reduce_range: bool) -> None:
     """Weights to INT8 offline; activations quantized on the fly at run time. Needs no data."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    _quiet_quantizer_logs()
     try:
         quantize_dynamic(
             str(source),
@@ -41,6 +96,7 @@ def quantize_dynamic_int8(source: Path, target: Path, per_channel: bool, reduce_
         raise ExportError(f"ONNX Runtime dynamic quantization failed: {exc}") from exc
 
 
+@_quiet_quantizer_logs()
 def quantize_static_int8(
     source: Path,
     target: Path,
@@ -50,6 +106,7 @@ def quantize_static_int8(
     per_channel: bool,
     reduce_range: bool,
     signed_activations: bool,
+    tuning: StaticTuning | None = None,
 ) -> None:
     """QDQ static INT8: activation ranges calibrated on real inputs.
 
@@ -60,7 +117,7 @@ def quantize_static_int8(
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    _quiet_quantizer_logs()
+    tuning = tuning or StaticTuning()
     methods = {"minmax": OrtMethod.MinMax, "entropy": OrtMethod.Entropy, "percentile": OrtMethod.Percentile}
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         prepared = Path(scratch) / "prepared.onnx"
@@ -78,7 +135,12 @@ def quantize_static_int8(
                 activation_type=QuantType.QInt8 if signed_activations else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=methods[method],
-                extra_options={"CalibTensorRangeSymmetric": False, "CalibPercentile": 99.999},
+                nodes_to_exclude=_excluded_nodes(prepared, tuning),
+                extra_options={
+                    "CalibTensorRangeSymmetric": False,
+                    "CalibPercentile": tuning.percentile,
+                    "ActivationSymmetric": tuning.symmetric_activations,
+                },  # fmt: skip
             )
         except Exception as exc:
             raise ExportError(f"ONNX Runtime static quantization failed: {exc}") from exc

@@ -161,3 +161,15 @@ def resolve_settings(
         batch_invariant=invariant,
         batch_invariant_source=invariant_source,
     )
+
+
+def with_providers(base: str | Mapping[str, Any] | None, chosen: dict[str, dict[str, list[str]]]) -> Any:
+    """``base`` runtime defaults (a mapping, or "host"/None: none) with the chosen engine options on top."""
+    if not chosen:
+        return base
+    merged: dict[str, Any] = dict(base) if isinstance(base, Mapping) else {}
+    engines = {name: dict(options) for name, options in (merged.get("engines") or {}).items()}
+    for name, options in chosen.items():
+        engines[name] = {**engines.get(name, {}), **options}
+    merged["engines"] = engines
+    return merged

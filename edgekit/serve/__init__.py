@@ -14,7 +14,7 @@ from edgekit.serve.limits import ServeError, ServeLimits
 
 __all__ = ["ServeError", "ServeLimits", "require_serve_extra", "serve_artifact"]
 
-_EXTRA_MODULES = ("fastapi", "uvicorn")
+_EXTRA_MODULES = ("fastapi", "uvicorn", "prometheus_client")
 
 
 def require_serve_extra() -> None:
@@ -39,9 +39,13 @@ def serve_artifact(
     threads: int | None = None,
     limits: ServeLimits | None = None,
     access_log: bool = False,
+    engine_options: dict[str, dict[str, list[str]]] | None = None,
 ) -> None:
-    """Load ``artifact`` (or a bundle's recommended variant) and serve it until SIGTERM/SIGINT."""
+    """Load ``artifact`` (or a bundle's recommended variant) and serve it until SIGTERM/SIGINT.
+
+    ``engine_options``: execution providers / devices per engine (``--provider``), layered over the
+    artifact's own ``runtime`` settings."""
     require_serve_extra()  # before loading the model: a missing extra should fail in milliseconds
     from edgekit.serve.server import run_server
 
-    run_server(Path(artifact), host, port, threads, limits or ServeLimits(), access_log)
+    run_server(Path(artifact), host, port, threads, limits or ServeLimits(), access_log, engine_options)

@@ -1,4 +1,5 @@
-"""The FastAPI app: ``POST /v1/predict``, ``GET /v1/health`` and ``GET /v1/model`` over one loaded model.
+"""The FastAPI app: ``POST /v1/predict``, ``GET /v1/health`` and ``GET /v1/model`` over one loaded model,
+plus the KServe v2 routes (``v2.py``) and ``GET /metrics`` (``metrics.py``).
 
 Requests are parsed and checked on the event loop (cheap); inference runs on the bounded pool's
 threads, so a slow batch never stalls health checks, and overload is answered with 503.
@@ -15,23 +16,28 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
 
 from edgekit.artifact import is_bundle, read_summary
 from edgekit.artifact.task_fields import DEFAULT_MAX_IMAGE_BYTES, image_input_shape
 from edgekit.errors import InputError
 from edgekit.runtime import EdgeModel, Prediction
-from edgekit.serve.admission import BoundedPool, QueueFull
+from edgekit.serve.admission import QueueFull
+from edgekit.serve.body import BODY_TIMEOUT_S, read_capped_body
 from edgekit.serve.connections import ConnectionGate
+from edgekit.serve.dynamic_batching import DynamicBatcher, check_batching
 from edgekit.serve.image_payload import parse_image_body
+from edgekit.serve.inference import PooledInference, Runner
 from edgekit.serve.inflight import RETRY_AFTER_S, InFlightLimit
 from edgekit.serve.limits import ServeLimits
+from edgekit.serve.metrics import ServeMetrics
 from edgekit.serve.payload import PayloadError, parse_predict_body
+from edgekit.serve.v2 import ROUTES as V2_ROUTES
+from edgekit.serve.v2 import V2Model, add_v2_routes, model_name
+from edgekit.serve.v2_codec import Kind
 
-BODY_TIMEOUT_S = 30.0  # a body still arriving after this gets 408: a stalled upload must not hold its place
-ROUTES = "POST /v1/predict, GET /v1/health and GET /v1/model"
+ROUTES = f"POST /v1/predict, GET /v1/health, GET /v1/model, GET /metrics, {V2_ROUTES}"
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,19 @@ class ModelInfo:
     bundle: Path | None  # the multi-variant folder it came from, if one was given
     variant: str | None  # the bundle's recommended variant
     threads: int | None
+    load_s: float | None = None  # how long EdgeModel.load took (for /metrics)
 
     @classmethod
-    def describe(cls, requested: Path, model: EdgeModel, threads: int | None) -> ModelInfo:
+    def describe(cls, requested: Path, model: EdgeModel, threads: int | None, load_s: float | None = None) -> ModelInfo:
         if is_bundle(requested):
-            return cls(model.root.resolve(), requested.resolve(), read_summary(requested)["recommended"], threads)
-        return cls(model.root.resolve(), None, None, threads)
+            recommended = read_summary(requested)["recommended"]
+            return cls(model.root.resolve(), requested.resolve(), recommended, threads, load_s)
+        return cls(model.root.resolve(), None, None, threads, load_s)
+
+    @property
+    def name(self) -> str:
+        """The model's name in ``/v2/models/{name}``."""
+        return model_name(self.artifact, self.bundle)
 
     def summary(self, model: EdgeModel) -> str:
         what = f"variant {self.variant} of {self.bundle}" if self.bundle else str(self.artifact)
@@ -85,9 +98,25 @@ def request_parser(model: EdgeModel, limits: ServeLimits) -> tuple[ServeLimits, 
     return limits, limits.rows_per_call(max_length), lambda body, request: parse_predict_body(body, limits)
 
 
+def make_runner(model: EdgeModel, limits: ServeLimits, rows_per_call: int) -> Runner:
+    """Each request alone on the bounded pool, or, with ``max_batch``, grouped by the dynamic batcher."""
+    if limits.max_batch is None:
+        return PooledInference(model, limits.workers, limits.queue_size, rows_per_call)
+    check_batching(model, limits.max_batch)
+    return DynamicBatcher(model, limits.workers, limits.queue_size, rows_per_call, limits.max_batch,
+                          limits.max_delay_ms)  # fmt: skip
+
+
+def v2_kind(model: EdgeModel, limits: ServeLimits) -> Kind:
+    """What ``/v2`` infer takes: texts, or encoded images within the same bound as ``/v1``."""
+    if model.manifest.tokenizer is None and limits.max_image_bytes is not None:
+        return Kind("image", limits, int(limits.max_image_bytes))
+    return Kind("text", limits)
+
+
 def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo, gate: ConnectionGate | None = None) -> FastAPI:
     limits, rows_per_call, parse_body = request_parser(model, limits)
-    pool = BoundedPool(limits.workers, limits.queue_size)
+    pool = make_runner(model, limits, rows_per_call)
     in_flight = InFlightLimit(limits.max_in_flight, gate)
     started = time.monotonic()
     labels = model.labels
@@ -109,13 +138,18 @@ def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo, gate: Con
     app.state.in_flight = in_flight
     app.state.limits = limits  # with max_text_chars resolved
     app.add_middleware(in_flight.wrapping)  # type: ignore[arg-type]  # any callable(app) -> ASGI app
+    metrics = ServeMetrics(pool.stats, info.load_s, {"model": info.name, "engine": model.manifest.engine,
+                                                     "precision": model.manifest.precision},
+                           getattr(pool, "batches_run", None))  # fmt: skip
+    app.add_middleware(metrics.middleware)  # type: ignore[arg-type]  # outermost: sees the 503s of --max-in-flight
+    add_v2_routes(app, V2Model(info.name, v2_kind(model, limits), labels, model.manifest.engine, pool))
 
     @app.post("/v1/predict")
     async def predict(request: Request) -> JSONResponse:
         try:
             parsed = parse_body(await read_capped_body(request, limits.max_body_bytes), request)
             # From here, not before the body is read: a slow upload is the client's time, not queueing.
-            future = pool.submit(_timed_predict, model, parsed.inputs, rows_per_call, time.perf_counter())
+            future = pool.submit(parsed.inputs)
         except PayloadError as exc:
             return error_response(exc.status, exc.message)
         except QueueFull as exc:
@@ -147,6 +181,11 @@ def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo, gate: Con
     async def model_info() -> dict[str, Any]:
         return model_document
 
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        content, media_type = metrics.exposition()
+        return Response(content, media_type=media_type)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         # Routing errors (404, 405) in the same JSON shape as ours, saying what exists.
@@ -167,49 +206,6 @@ def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo, gate: Con
     return app
 
 
-async def read_capped_body(request: Request, limit: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
-    """The body, refused as soon as it passes ``limit`` bytes; ``TimeoutError`` if it takes over ``timeout_s``.
-
-    Content-Length is only a hint: a chunked upload has none, so the bytes are counted as they arrive.
-    """
-    too_large = PayloadError(413, f"The request body is over this server's limit of {limit:,} bytes "
-                                  "(--max-body-bytes); send fewer or smaller inputs per request.")  # fmt: skip
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    deadline = time.monotonic() + timeout_s
-    stream = request.stream().__aiter__()
-    try:
-        while True:
-            try:  # wait_for, not asyncio.timeout: Python 3.10 is supported
-                chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - time.monotonic()))
-            except StopAsyncIteration:
-                break
-            except asyncio.TimeoutError:  # an alias of TimeoutError from 3.11 only
-                raise TimeoutError from None
-            body += chunk
-            if len(body) > limit:
-                raise too_large
-    except ClientDisconnect:  # gone mid-upload: nobody reads the answer, but no traceback in the log
-        raise PayloadError(400, "The client closed the connection before the whole body arrived.") from None
-    return bytes(body)
-
-
 def prediction_json(prediction: Prediction, labels: Sequence[str]) -> dict[str, Any]:
     return {"label": prediction.label, "label_id": prediction.label_id, "confidence": prediction.confidence,
             "scores": dict(zip(labels, prediction.scores, strict=True))}  # fmt: skip
-
-
-def _timed_predict(model: EdgeModel, texts: list[Any], rows_per_call: int,
-                   submitted: float) -> tuple[list[Prediction], float, float]:  # fmt: skip
-    """Runs on a pool thread: the predictions, the time from admission to a worker starting, and inference time.
-
-    The texts go through the model ``rows_per_call`` at a time: one padded batch of 64 texts of 512
-    tokens peaked at 2.3 GB (and kept it); calls of at most ``--max-batch-tokens`` padded tokens bound it.
-    """
-    start = time.perf_counter()
-    predictions: list[Prediction] = []
-    for first in range(0, len(texts), rows_per_call):
-        predictions += model.predict_batch(texts[first : first + rows_per_call])
-    return predictions, start - submitted, time.perf_counter() - start

@@ -48,6 +48,8 @@ class ServeLimits:
     max_batch_tokens: int = 2048  # rows x padded tokens per inference call: bounds its memory
     max_images: int = 16  # images in one request (image models)
     max_image_bytes: int | None = None  # encoded bytes of one image; None: the manifest's max_image_bytes
+    max_batch: int | None = None  # dynamic batching: inputs of concurrent requests per engine call; None: off
+    max_delay_ms: float = 5.0  # dynamic batching: how long the oldest request waits for batch-mates
 
     def __post_init__(self) -> None:
         positive = {"workers": self.workers, "max_texts": self.max_texts, "max_body_bytes": self.max_body_bytes,
@@ -59,6 +61,11 @@ class ServeLimits:
         for name, value in positive.items():
             if value < 1:
                 raise ServeError(f"{name} must be at least 1, not {value}.")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise ServeError(f"max_batch must be at least 1 (or None: no dynamic batching), not {self.max_batch}.")
+        if not 0 <= self.max_delay_ms <= 1000:
+            raise ServeError(f"max_delay_ms must be between 0 and 1000, not {self.max_delay_ms}: it is added to the "
+                             "latency of a request that waits for batch-mates.")  # fmt: skip
         if self.queue_size < 0:
             raise ServeError(f"queue_size must be 0 (no waiting) or more, not {self.queue_size}.")
         if self.max_in_flight < self.capacity:

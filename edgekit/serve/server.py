@@ -8,16 +8,19 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
+from edgekit.artifact import load_artifact
 from edgekit.runtime import EdgeModel
-from edgekit.serve.admission import BoundedPool
+from edgekit.runtime.settings import with_providers
 from edgekit.serve.app import ModelInfo, create_app
 from edgekit.serve.connections import ConnectionGate
+from edgekit.serve.inference import Runner
 from edgekit.serve.limits import ServeError, ServeLimits
 from edgekit.serve.protocol import EdgeH11Protocol
 
@@ -54,14 +57,20 @@ class _Server(uvicorn.Server):
 
 
 def run_server(artifact: Path, host: str, port: int, threads: int | None, limits: ServeLimits,
-               access_log: bool) -> None:  # fmt: skip
+               access_log: bool, engine_options: dict | None = None) -> None:  # fmt: skip
     _configure_logging(access_log)
-    model = EdgeModel.load(artifact, threads=threads, max_batch_tokens=limits.max_batch_tokens)
+    loading = time.perf_counter()
+    target = None
+    if engine_options:  # --provider: the chosen providers/devices over the artifact's own runtime defaults
+        _, manifest = load_artifact(artifact, verify=False)  # EdgeModel.load verifies every file just below
+        target = with_providers(manifest.runtime or {}, engine_options)
+    model = EdgeModel.load(artifact, target=target, threads=threads, max_batch_tokens=limits.max_batch_tokens)
+    load_s = time.perf_counter() - loading
     threads = model.settings.threads  # the caller's, else the artifact's target's (None: the engine's)
-    info = ModelInfo.describe(artifact, model, threads)
+    info = ModelInfo.describe(artifact, model, threads, load_s)
     gate = ConnectionGate(limits.max_connections)
     app = create_app(model, limits, info, gate)
-    pool: BoundedPool = app.state.pool
+    pool: Runner = app.state.pool
     limits = app.state.limits  # max_text_chars resolved from the model's max_length
 
     def started(url: str) -> None:
@@ -76,6 +85,11 @@ def run_server(artifact: Path, host: str, port: int, threads: int | None, limits
             url, info.summary(model), limits.workers, threads or "default", limits.queue_size, per_request,
             limits.max_body_bytes, limits.max_in_flight, limits.max_connections,
         )  # fmt: skip
+        if limits.max_batch is not None:
+            log.info("dynamic batching: up to %d inputs per engine call, waiting at most %g ms for batch-mates",
+                     limits.max_batch, limits.max_delay_ms)  # fmt: skip
+        log.info("also serving the Open Inference Protocol (KServe v2) as model %r, and Prometheus metrics at "
+                 "/metrics", info.name)  # fmt: skip
         if not _is_loopback(host):
             log.warning("listening beyond this machine (%s): the API has no authentication; keep it behind a "
                         "firewall or a proxy that has.", host)  # fmt: skip

@@ -94,10 +94,7 @@ def _ram_mb() -> int | None:
 
 def detect_host() -> HostInfo:
     """Describe the running machine. Fields that cannot be read are left empty, never guessed."""
-    cpuinfo = Path("/proc/cpuinfo")
-    model, features = ("", ())
-    if cpuinfo.exists():
-        model, features = parse_cpuinfo(cpuinfo.read_text(errors="replace"))
+    model, features, source = isa_facts(platform.system())
     logical = os.cpu_count() or 1
     try:
         usable = len(os.sched_getaffinity(0))
@@ -112,4 +109,22 @@ def detect_host() -> HostInfo:
         ram_mb=_ram_mb(),
         os=f"{platform.system()} {platform.release()}",
         python=platform.python_version(),
+        extra={"isa_source": source} if source else {},
     )
+
+
+def isa_facts(system: str) -> tuple[str, tuple[str, ...], str]:
+    """(CPU model, ISA features, where they were read): /proc/cpuinfo, sysctl, py-cpuinfo or the Windows API."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model, features = parse_cpuinfo(cpuinfo.read_text(errors="replace"))
+        return model, features, "/proc/cpuinfo"
+    from edgekit.targets import host_platforms  # stdlib only; py-cpuinfo if installed
+
+    if system == "Darwin":
+        model, features = host_platforms.macos_facts()
+        return model, features, "sysctl" if features else ""
+    if system == "Windows":
+        model, features, source = host_platforms.windows_facts()
+        return model, features, source if features else ""
+    return "", (), ""

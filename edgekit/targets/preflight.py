@@ -4,6 +4,11 @@ A prediction from the CPU's instruction set and what was measured on such CPUs, 
 before anything is built; ``edgekit convert`` later checks it against its own benchmark
 of the variants and says where they disagree. Figures quoted in reasons come from
 docs/stack-findings.md (AMD EPYC, AVX2 without VNNI, 2 threads, MiniLM at sequence 32/128).
+
+The advice depends on the model family (``task``): a CNN's INT8 is another kernel story than a
+transformer's (ORT fuses QLinearConv chains, dynamic INT8 runs slow ``ConvInteger``). The image
+figures come from docs/stack-findings.md section 10 and docs/images.md (EfficientNet-Lite0,
+a Xeon with avx512_vnni/avx_vnni/amx_int8); where no CNN was measured the verdict is "unknown".
 """
 
 from __future__ import annotations
@@ -30,12 +35,18 @@ class Outlook:
         return self.verdict in ("slower", "unknown")
 
 
-def outlook(arch: str, features: list[str] | tuple[str, ...], engines: list[str]) -> list[Outlook]:
+IMAGE_TASKS = frozenset({"image-classification"})  # convolutional models: the CNN measurements apply
+
+
+def outlook(
+    arch: str, features: list[str] | tuple[str, ...], engines: list[str], task: str = "text-classification"
+) -> list[Outlook]:
     """Expected effect of each reduced precision per engine, relative to that engine's FP32."""
     isa = set(features)
+    cnn = task in IMAGE_TASKS
     found: list[Outlook] = []
     if "onnxruntime" in engines:
-        found += _ort_int8(arch, isa)
+        found += _ort_int8_cnn(arch, isa) if cnn else _ort_int8(arch, isa)
         found.append(
             Outlook(
                 "onnxruntime",
@@ -45,7 +56,7 @@ def outlook(arch: str, features: list[str] | tuple[str, ...], engines: list[str]
             )
         )
     if "openvino" in engines:
-        found += _openvino_int8(arch, isa)
+        found += _openvino_int8_cnn(arch, isa) if cnn else _openvino_int8(arch, isa)
         found.append(
             Outlook(
                 "openvino",
@@ -90,3 +101,34 @@ def _openvino_int8(arch: str, isa: set[str]) -> list[Outlook]:
         )
         return [Outlook("openvino", "int8", "slower", why)]
     return [Outlook("openvino", "int8", "unknown", f"OpenVINO INT8 on {arch} is not characterised here; measure")]
+
+
+def _ort_int8_cnn(arch: str, isa: set[str]) -> list[Outlook]:
+    if arch == "x86_64" and isa & VNNI_FEATURES:
+        why = (
+            f"{'/'.join(sorted(isa & VNNI_FEATURES))}: static QDQ over every operator (fused QLinearConv) measured "
+            "1.7x over ORT FP32 on EfficientNet-Lite0 at 224 px; dynamic INT8 (ConvInteger) 7.7x slower: use "
+            "ort-int8-static, not ort-int8-dynamic"
+        )
+        return [Outlook("onnxruntime", "int8", "faster", why)]
+    if arch in ("x86_64", "aarch64"):
+        why = (
+            "no CNN measured without VNNI-class INT8 instructions here: static QDQ is the only ORT INT8 "
+            "that can pay (dynamic ConvInteger was 7.7x slower even with VNNI); measure"
+        )
+        return [Outlook("onnxruntime", "int8", "unknown", why)]
+    return [Outlook("onnxruntime", "int8", "unknown", f"no rule for {arch}; measure")]
+
+
+def _openvino_int8_cnn(arch: str, isa: set[str]) -> list[Outlook]:
+    if arch == "x86_64" and isa & VNNI_FEATURES:
+        why = (
+            f"{'/'.join(sorted(isa & VNNI_FEATURES))}: NNCF INT8 measured about 2x OpenVINO FP32 on "
+            "EfficientNet-Lite0 at 224 px (default CNN scheme)"
+        )
+        return [Outlook("openvino", "int8", "faster", why)]
+    why = (
+        f"NNCF INT8 for CNNs is not characterised on {arch} without VNNI (the MiniLM slow-down there is "
+        "a transformer result); measure"
+    )
+    return [Outlook("openvino", "int8", "unknown", why)]

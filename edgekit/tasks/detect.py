@@ -184,3 +184,12 @@ def read_config(folder: Path) -> dict[str, Any]:
 def detect_task_in_folder(folder: Path, supported: Iterable[str] | None = None) -> str:
     """``detect_task`` on a checkpoint folder's config.json (weights are not read)."""
     return detect_task(read_config(folder), supported)
+
+
+def explain_task(config: Any, supported: Iterable[str] | None = None) -> tuple[str, str]:
+    """``detect_task`` and why, in words a CLI can print: which architecture and labels decided it."""
+    task = detect_task(config, supported)
+    architecture = next(a for a in _architectures(config) if _task_of(a) == task)
+    labels = _labels(config, [architecture])
+    shown = ", ".join(labels[:5]) + (", …" if len(labels) > 5 else "")
+    return task, f"config.json names {architecture}: a head for {task}, {len(labels)} labels ({shown})"

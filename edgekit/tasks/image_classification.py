@@ -29,6 +29,24 @@ STATIC_OP_TYPES = ("Conv", "Gemm", "MatMul", "Add", "Mul", "Clip", "Relu", "Sigm
 DEFAULT_VARIANTS = ("onnx-fp32", "ort-int8-static", "ov-fp32", "ov-int8")
 
 
+# Parity for CNNs is relative to the logits' scale. PyTorch (oneDNN) and ONNX Runtime (MLAS) sum each
+# convolution and the classifier's dot products in different orders and block sizes; float32 rounding
+# (unit roundoff u = 2**-24 = 6e-8) then differs by about sqrt(n)·u of the summed magnitudes per layer
+# (n = 3·3·C or 1280 terms), and ~50 layers compound it. EfficientNet-Lite0's ImageNet head gives logits of
+# magnitude ~10-20: measured max |Δlogit| 1.8e-4 at 224 px, ~1e-5 of the scale, over the 1e-4 absolute
+# default made for text heads (2 logits of magnitude ~3). A rounding difference scales with the logits; an
+# export bug (wrong padding, resize, layout) moves them by 1e-2 of the scale or more. So the image check
+# allows max(atol, PARITY_RTOL · max |reference logit|): ten times the measured rounding, a hundred times
+# below a real bug.
+PARITY_RTOL = 1e-4
+
+
+def parity_tolerance(atol: float, reference_logits: np.ndarray) -> float:
+    """The allowed max |Δlogit| for an image model: ``atol``, or relative to the logits' scale when larger."""
+    scale = float(np.abs(reference_logits).max()) if np.size(reference_logits) else 0.0
+    return max(atol, PARITY_RTOL * scale)
+
+
 def read_dataset(spec: Any) -> ImageDataset:
     """A recipe's ``DataSpec``: a folder (class sub-folders) or a CSV/JSONL with ``image_column``, label."""
     return read_image_dataset(spec.path, spec.image_column, spec.label_column, spec.format)

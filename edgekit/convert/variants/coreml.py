@@ -24,6 +24,7 @@ class CoremlOptions(VariantOptions):
 
 class CoremlVariant(VariantKind):
     name = "coreml"
+    needs_source_model = True
     engine = "coreml"
     precision = "fp16"
     description = "Core ML ML program (.mlpackage), FP16 (int8 weights optional); runs on Apple devices only"

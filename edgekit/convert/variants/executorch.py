@@ -51,6 +51,7 @@ def _settings(plan: Any, lowered: dict[str, Any]) -> dict[str, Any]:
 
 class ExecutorchFp32(VariantKind):
     name = "executorch-fp32"
+    needs_source_model = True
     engine = "executorch"
     precision = "fp32"
     description = "ExecuTorch .pte, XNNPACK, FP32 (Android/iOS)"
@@ -79,6 +80,7 @@ class ExecutorchInt8Options(ExecutorchOptions):
 
 class ExecutorchInt8(VariantKind):
     name = "executorch-int8"
+    needs_source_model = True
     engine = "executorch"
     precision = "int8"
     description = "ExecuTorch .pte, XNNPACK, PT2E INT8 (Android/iOS)"

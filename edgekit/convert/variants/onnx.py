@@ -57,6 +57,13 @@ class StaticOptions(IntegerOptions):
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     # The recipe's task sets the default (recipe_defaults): MatMul for transformers, every operator for CNNs.
     op_types: list[str] = Field(default_factory=lambda: ["MatMul"], min_length=1)
+    # Sensitive layers kept in FP32 and activation range choices (edgekit.quantize.ort.StaticTuning).
+    exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names kept in FP32")
+    exclude_depthwise: bool = Field(False, description="keep depthwise convolutions in FP32")
+    exclude_first_conv: bool = Field(False, description="keep the stem convolution in FP32")
+    exclude_last_matmul: bool = Field(False, description="keep the classifier (last Gemm/MatMul) in FP32")
+    symmetric_activations: bool = Field(False, description="activation ranges symmetric around zero")
+    percentile: float = Field(99.999, gt=90, le=100, description="kept by calibration_method percentile")
 
 
 class OrtInt8Static(VariantKind):
@@ -77,12 +84,16 @@ class OrtInt8Static(VariantKind):
                 "op_types": op_types}  # fmt: skip
 
     def build(self, ctx: BuildContext, folder: Path, options: StaticOptions) -> BuildOutput:
-        from edgekit.quantize.ort import quantize_static_int8
+        from edgekit.quantize.ort import StaticTuning, quantize_static_int8
 
         per_channel, reduce_range = ctx.per_channel(options.per_channel), ctx.reduce_range(options.reduce_range)
         signed = ctx.target.arch != "x86_64"  # u8 activations suit x86's VNNI/AVX2 kernels, s8 ARM's
+        tuning = StaticTuning(tuple(options.exclude_nodes), options.exclude_depthwise, options.exclude_first_conv,
+                              options.exclude_last_matmul, options.symmetric_activations,
+                              options.percentile)  # fmt: skip
         quantize_static_int8(ctx.reference_onnx, folder / "model.onnx", ctx.feeds(), options.calibration_method,
-                             options.op_types, per_channel, reduce_range, signed_activations=signed)  # fmt: skip
+                             options.op_types, per_channel, reduce_range, signed_activations=signed,
+                             tuning=tuning)  # fmt: skip
         settings = {
             "format": "QDQ",
             "calibration_method": options.calibration_method,
@@ -91,7 +102,10 @@ class OrtInt8Static(VariantKind):
             "per_channel": per_channel,
             "reduce_range": reduce_range,
             "activations": "int8" if signed else "uint8",
+            **{k: v for k, v in options.model_dump().items() if k.startswith(("exclude_", "symmetric_"))},
         }
+        if options.calibration_method == "percentile":
+            settings["percentile"] = options.percentile
         return BuildOutput("model.onnx", settings)
 
 

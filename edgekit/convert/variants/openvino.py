@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -42,6 +42,14 @@ class NncfOptions(VariantOptions):
     accuracy_control: bool = Field(False, description="NNCF quantize_with_accuracy_control")
     max_drop: float = Field(1.0, ge=0, description="accuracy points NNCF may lose under accuracy control")
     validation_samples: int = Field(300, ge=10, description="labelled rows for accuracy control")
+    # NNCF's own knobs (nncf.quantize); the calibration subset is quantization.calibration.samples.
+    model_type: Literal["task", "default", "transformer"] = Field(
+        "task", description="NNCF scheme: the task's (TRANSFORMER for text, default for CNNs), or forced"
+    )
+    preset: Literal["performance", "mixed"] | None = Field(
+        None, description="symmetric (performance) or asymmetric (mixed) activations; None: NNCF's choice"
+    )
+    fast_bias_correction: bool = Field(True, description="False: the slower, more exact bias correction")
 
 
 class OvInt8(VariantKind):
@@ -69,7 +77,11 @@ class OvInt8(VariantKind):
         from edgekit.tasks import get_task
 
         model_type = get_task(ctx.task).nncf_model_type  # TRANSFORMER for text; None (NNCF's CNN scheme) for images
+        if options.model_type != "task":
+            model_type = None if options.model_type == "default" else "TRANSFORMER"
         settings: dict[str, Any] = {"tool": "nncf", "model_type": model_type or "default"}
+        tuning = {"preset": options.preset, "fast_bias_correction": options.fast_bias_correction}
+        settings.update(tuning)
         settings["calibration_samples"] = len(ctx.feeds())
         validation = None
         if options.accuracy_control:
@@ -82,5 +94,6 @@ class OvInt8(VariantKind):
         with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
             fp32_xml = Path(scratch) / "fp32.xml"
             onnx_to_openvino(ctx.reference_onnx, fp32_xml, compress_to_fp16=False)
-            nncf_int8(fp32_xml, folder / "model.xml", ctx.feeds(), validation, options.max_drop / 100, model_type)
+            nncf_int8(fp32_xml, folder / "model.xml", ctx.feeds(), validation, options.max_drop / 100, model_type,
+                      **tuning)  # fmt: skip
         return BuildOutput("model.xml", settings)

@@ -92,6 +92,8 @@ class VariantKind:
     # False when a row's answer depends on the other rows of its batch (dynamic activation
     # scales computed over the batch): the runtime then runs such an artifact row by row.
     batch_invariant: ClassVar[bool] = True
+    # Built from the PyTorch module (torch.export): impossible when the source is an ONNX file.
+    needs_source_model: ClassVar[bool] = False
     quickstart_roles: ClassVar[tuple[str, ...]] = ()  # "teacher" / "student": built by `edgekit quickstart`
     Options: ClassVar[type[VariantOptions]] = VariantOptions
 
