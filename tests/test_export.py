@@ -23,7 +23,9 @@ def test_artifact_contents_and_manifest(tiny_artifact, tiny_model_dir):
         assert spec["dtype"] == "int64"
         assert all(isinstance(d, str) for d in spec["shape"]), "batch and sequence axes are dynamic"
     assert manifest["outputs"][0]["dtype"] == "float32"
-    assert set(manifest["files"]) == {"model.onnx", "tokenizer.json"}
+    # config.json and the tokenizer configs: so Optimum / transformers.js open the folder (docs/artifact-format.md)
+    hf_files = {"config.json", "tokenizer_config.json", "special_tokens_map.json"}
+    assert set(manifest["files"]) == {"model.onnx", "tokenizer.json"} | hf_files
     assert len(manifest["recipe_hash"]) == 64
     assert manifest["source"]["kind"] == "hf-dir"
     assert manifest["source"]["weights_sha256"]
