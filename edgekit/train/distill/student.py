@@ -16,7 +16,9 @@ from edgekit.errors import RecipeError, SourceError
 
 # Where the stack of transformer layers lives, and which config field counts them.
 _LAYER_PATHS = [
-    ("encoder.layer", "num_hidden_layers"),  # BERT, RoBERTa, XLM-R, ELECTRA, MiniLM
+    # BERT, RoBERTa, XLM-R, ELECTRA, MiniLM, MPNet. MPNet's relative-position bias is one table on
+    # the encoder (shared by all layers), so the state-dict copy below keeps it (tests/test_mpnet.py).
+    ("encoder.layer", "num_hidden_layers"),
     ("transformer.layer", "n_layers"),  # DistilBERT
 ]
 
