@@ -23,16 +23,15 @@ from edgekit.artifact import is_bundle, read_summary
 from edgekit.artifact.task_fields import DEFAULT_MAX_IMAGE_BYTES, image_input_shape
 from edgekit.errors import InputError
 from edgekit.runtime import EdgeModel, Prediction
-from edgekit.serve.admission import QueueFull
-from edgekit.serve.body import BODY_TIMEOUT_S, read_capped_body
+from edgekit.serve.body import REFUSED_BEFORE_INFERENCE, read_capped_body, refusal
 from edgekit.serve.connections import ConnectionGate
 from edgekit.serve.dynamic_batching import DynamicBatcher, check_batching
 from edgekit.serve.image_payload import parse_image_body
 from edgekit.serve.inference import PooledInference, Runner
-from edgekit.serve.inflight import RETRY_AFTER_S, InFlightLimit
+from edgekit.serve.inflight import InFlightLimit
 from edgekit.serve.limits import ServeLimits
 from edgekit.serve.metrics import ServeMetrics
-from edgekit.serve.payload import PayloadError, parse_predict_body
+from edgekit.serve.payload import parse_predict_body
 from edgekit.serve.v2 import ROUTES as V2_ROUTES
 from edgekit.serve.v2 import V2Model, add_v2_routes, model_name
 from edgekit.serve.v2_codec import Kind
@@ -150,14 +149,8 @@ def create_app(model: EdgeModel, limits: ServeLimits, info: ModelInfo, gate: Con
             parsed = parse_body(await read_capped_body(request, limits.max_body_bytes), request)
             # From here, not before the body is read: a slow upload is the client's time, not queueing.
             future = pool.submit(parsed.inputs)
-        except PayloadError as exc:
-            return error_response(exc.status, exc.message)
-        except QueueFull as exc:
-            message = f"The server is busy: {exc} Retry after {RETRY_AFTER_S} s."
-            return error_response(503, message, {"Retry-After": str(RETRY_AFTER_S)})
-        except TimeoutError:
-            return error_response(408, f"The request body did not arrive within {BODY_TIMEOUT_S:.0f} s; send it "
-                                       "at once, or check the network.", {"Connection": "close"})  # fmt: skip
+        except REFUSED_BEFORE_INFERENCE as exc:
+            return refusal(exc, error_response)
         try:
             predictions, queue_s, inference_s = await asyncio.wrap_future(future)
         except InputError as exc:  # the payload checks should have caught it; still the client's input

@@ -1,12 +1,17 @@
-"""Read a request body within a byte bound and a time bound (shared by ``/v1`` and ``/v2``)."""
+"""Read a request body within a byte bound and a time bound, and answer a request refused before
+inference (bad payload, full queue, stalled upload) the same way on ``/v1`` and ``/v2``."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
+from edgekit.serve.admission import QueueFull
+from edgekit.serve.inflight import RETRY_AFTER_S
 from edgekit.serve.payload import PayloadError
 
 BODY_TIMEOUT_S = 30.0  # a body still arriving after this gets 408: a stalled upload must not hold its place
@@ -39,3 +44,19 @@ async def read_capped_body(request: Request, limit: int, timeout_s: float = BODY
     except ClientDisconnect:  # gone mid-upload: nobody reads the answer, but no traceback in the log
         raise PayloadError(400, "The client closed the connection before the whole body arrived.") from None
     return bytes(body)
+
+
+# What reading, parsing and queueing a request can raise before inference starts.
+REFUSED_BEFORE_INFERENCE = (PayloadError, QueueFull, TimeoutError)
+Respond = Callable[[int, str, "dict[str, str] | None"], Response]
+
+
+def refusal(exc: Exception, respond: Respond) -> Response:
+    """The answer to one of ``REFUSED_BEFORE_INFERENCE``, in the route's own error body (``respond``)."""
+    if isinstance(exc, PayloadError):
+        return respond(exc.status, exc.message, None)
+    if isinstance(exc, QueueFull):
+        return respond(503, f"The server is busy: {exc} Retry after {RETRY_AFTER_S} s.",
+                       {"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
+    return respond(408, f"The request body did not arrive within {BODY_TIMEOUT_S:.0f} s; send it at once, or check "
+                   "the network.", {"Connection": "close"})  # fmt: skip

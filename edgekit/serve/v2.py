@@ -21,11 +21,8 @@ from fastapi.responses import JSONResponse, Response
 
 from edgekit import __version__
 from edgekit.errors import InputError
-from edgekit.serve.admission import QueueFull
-from edgekit.serve.body import BODY_TIMEOUT_S, read_capped_body
+from edgekit.serve.body import REFUSED_BEFORE_INFERENCE, read_capped_body, refusal
 from edgekit.serve.inference import Runner
-from edgekit.serve.inflight import RETRY_AFTER_S
-from edgekit.serve.payload import PayloadError
 from edgekit.serve.v2_codec import HEADER_LENGTH, OUTPUTS, Kind, encode_response, parse_infer
 
 VERSION = "1"  # one model, one version: the artifact loaded
@@ -100,14 +97,8 @@ async def _infer(request: Request, served: V2Model) -> Response:
         body = await read_capped_body(request, limits.max_body_bytes)
         parsed = parse_infer(body, request.headers.get(HEADER_LENGTH), served.kind)
         future = served.runner.submit(parsed.inputs)
-    except PayloadError as exc:
-        return error(exc.status, exc.message)
-    except QueueFull as exc:
-        message = f"The server is busy: {exc} Retry after {RETRY_AFTER_S} s."
-        return error(503, message, {"Retry-After": str(RETRY_AFTER_S)})
-    except TimeoutError:
-        return error(408, f"The request body did not arrive within {BODY_TIMEOUT_S:.0f} s; send it at once.",
-                     {"Connection": "close"})  # fmt: skip
+    except REFUSED_BEFORE_INFERENCE as exc:
+        return refusal(exc, error)
     try:
         predictions, _, _ = await asyncio.wrap_future(future)
     except InputError as exc:  # the codec's checks should have caught it; still the client's input
