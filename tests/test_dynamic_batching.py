@@ -66,12 +66,14 @@ def test_a_lone_request_waits_at_most_the_delay_and_a_full_batch_does_not_wait(m
         # Alone: no batch-mate comes, so it runs once the oldest request's delay is over (never later than asked).
         _, queue_s, _ = batcher.submit(["good"]).result(timeout=30)
         assert queue_s >= 0.2
-        # A request that fills the batch runs at once: the delay is an upper bound, not a fixed wait.
+        # A request that fills the batch runs at once: the delay is an upper bound, not a fixed wait. With a
+        # two-minute delay, an answer within the one-minute timeout can only come from not waiting for it
+        # (no wall-clock bound on the work itself: a loaded CI machine must not fail this test).
         batcher_full = DynamicBatcher(model, workers=1, queue_size=4, rows_per_call=ROWS_PER_CALL, max_batch=2,
-                                      max_delay_ms=1000)  # fmt: skip
+                                      max_delay_ms=120_000)  # fmt: skip
         try:
-            _, queue_s, _ = batcher_full.submit(["good", "bad"]).result(timeout=30)
-            assert queue_s < 1.0, "a full batch must not wait for the delay"
+            predictions, _, _ = batcher_full.submit(["good", "bad"]).result(timeout=60)
+            assert len(predictions) == 2
         finally:
             batcher_full.shutdown()
     finally:
