@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from edgekit.bench.providers import parse_providers, with_providers
 from edgekit.cli import app
-from edgekit.cli.knobs import runtime_options
 from edgekit.errors import RecipeError
 
 runner = CliRunner()
@@ -86,19 +85,6 @@ def test_provider_values_map_onto_the_engines_device_options():
     assert merged == {"threads": 4, "engines": {"onnxruntime": {"providers": ["X"]}, "openvino": {"devices": ["GPU"]}}}
     assert base["engines"]["openvino"] == {"devices": ["CPU"]}  # the target's own settings are not mutated
     assert with_providers("host", {}) == "host"
-
-
-def test_serve_provider_needs_a_server_that_takes_it():
-    def old_server(artifact, host, port, threads, limits, access_log):
-        pass
-
-    def new_server(artifact, host, port, threads, limits, access_log, engine_options=None):
-        pass
-
-    assert runtime_options(None, old_server) == {}
-    with pytest.raises(RecipeError, match="cannot take --provider"):
-        runtime_options(["cpu"], old_server)
-    assert runtime_options(["openvino:GPU"], new_server) == {"engine_options": {"openvino": {"devices": ["GPU"]}}}
 
 
 def test_bench_json_config_env_provider_and_throughput(tmp_path, tiny_artifact, tiny_data):

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,24 +51,6 @@ def load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | No
         values[name] = [str(v) for v in item] if isinstance(item, list) else item
     ctx.default_map = {**(ctx.default_map or {}), **values}
     return value
-
-
-def runtime_options(provider: list[str] | None, server: Callable[..., Any]) -> dict[str, Any]:
-    """``serve``'s keyword for the chosen engine options: ``{"engine_options": {...}}``, or ``{}``.
-
-    The server loads the artifact with them layered over its manifest's ``runtime`` settings.
-    """
-    from edgekit.bench.providers import parse_providers
-
-    chosen = parse_providers(provider)
-    if not chosen:
-        return {}
-    if "engine_options" not in inspect.signature(server).parameters:
-        raise RecipeError(
-            "This edgekit's server cannot take --provider yet (serve_artifact has no engine_options); "
-            "set the providers/devices in the target profile the artifact was converted for."
-        )
-    return {"engine_options": chosen}
 
 
 def _config_option() -> Any:

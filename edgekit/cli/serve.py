@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from edgekit.cli.common import user_errors
-from edgekit.cli.knobs import ConfigOption, ProviderOption, runtime_options
+from edgekit.cli.knobs import ConfigOption, ProviderOption
 
 
 @user_errors
@@ -77,6 +77,7 @@ def serve(
 
     `EDGEKIT_SERVE_WORKERS=2 edgekit serve artifacts/ov-int8 --config serve.yaml --provider openvino:GPU`
     """
+    from edgekit.bench.providers import parse_providers
     from edgekit.serve import ServeLimits, serve_artifact
 
     limits = ServeLimits(
@@ -85,4 +86,4 @@ def serve(
         max_request_chars=max_request_chars, max_batch_tokens=max_batch_tokens, max_images=max_images,
         max_image_bytes=max_image_bytes, max_batch=max_batch, max_delay_ms=max_delay_ms,
     )  # fmt: skip
-    serve_artifact(artifact, host, port, threads, limits, access_log, **runtime_options(provider, serve_artifact))
+    serve_artifact(artifact, host, port, threads, limits, access_log, parse_providers(provider) or None)
