@@ -174,6 +174,17 @@ def bare_interpreter_rss_mb() -> float | None:
     return kib / 1024 if kib > 0 else None
 
 
+def portable_path(path: str) -> str:
+    """The path a results file records: relative to the working folder when under it, ``~/…`` under
+    the home folder; results are shared and committed, and a build machine's layout means nothing elsewhere."""
+    resolved = Path(path).resolve()
+    for base, shown in ((Path.cwd().resolve(), None), (Path.home().resolve(), "~")):
+        if resolved.is_relative_to(base):
+            relative = resolved.relative_to(base)
+            return str(relative) if shown is None else f"{shown}/{relative}"
+    return str(path)
+
+
 def run_benchmark(
     variants: list[Variant],
     data: TextDataset,
@@ -255,7 +266,7 @@ def summarise(rounds: list[dict[str, Any]], reference: dict[str, Any]) -> dict[s
     summary: dict[str, Any] = {
         "name": first["variant"],
         "kind": first["kind"],
-        "path": first["path"],
+        "path": portable_path(first["path"]),
         "engine": first["engine"],
         "precision": first["precision"],
         "threads": first["threads"],

@@ -74,7 +74,7 @@ def estimated_section(
 
     clock = host_clock()
     section["host_clock"] = f"{clock.ghz:.2f} GHz ({clock.source})" if clock else None
-    by_path = {Path(s["path"]).resolve(): s for s in summaries if s.get("kind") == "artifact"}
+    by_path = {Path(s["path"]).expanduser().resolve(): s for s in summaries if s.get("kind") == "artifact"}
     measured = {f: by_path[f.resolve()] for f in folders if f.resolve() in by_path}
     for folder in folders:
         entry: dict[str, Any] = {"name": folder.name}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ from edgekit.errors import DataError
 from edgekit.metrics import accuracy
 from edgekit.outputs import atomic_directory, check_destination
 from edgekit.progress import Reporter, SilentReporter
-from edgekit.train.hf_progress import progress_bar_only
+from edgekit.train.hf_progress import progress_bar_only, transformers_errors_only
 from edgekit.train.tokenized import TokenizedRows
 from edgekit.train.trainer_setup import TRAINING_RECORD, read_record, training_arguments
 
@@ -55,6 +54,7 @@ def _cache_key(base_model: Path, train: TextDataset, labels: list[str], config: 
     return digest.hexdigest()
 
 
+@transformers_errors_only()
 def finetune_classifier(
     base_model: Path,
     train: TextDataset,
@@ -82,8 +82,6 @@ def finetune_classifier(
     import numpy as np
     import transformers
 
-    transformers.logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
-    logging.getLogger("transformers").setLevel(logging.ERROR)
     transformers.set_seed(config.seed)
     tokenizer = transformers.AutoTokenizer.from_pretrained(base_model, use_fast=True)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import random
 import shutil
 import tempfile
@@ -37,7 +36,7 @@ from edgekit.metrics import accuracy
 from edgekit.outputs import atomic_directory, check_destination
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.train.finetune import FinetuneResult
-from edgekit.train.hf_progress import progress_bar_only
+from edgekit.train.hf_progress import progress_bar_only, transformers_errors_only
 from edgekit.train.trainer_setup import TRAINING_RECORD, read_record, training_arguments
 
 MODEL_SPEC = "model.json"  # a factory checkpoint's recipe mapping
@@ -198,6 +197,7 @@ def _check_data(train: Any) -> list[str]:
     return labels
 
 
+@transformers_errors_only()
 def finetune_image_classifier(
     base: ModuleBase | Path,
     train: Any,
@@ -214,8 +214,6 @@ def finetune_image_classifier(
     labels = _check_data(train)
     inputs = [Path(d.source) for d in (train, evaluation) if d is not None] + ([base] if isinstance(base, Path) else [])
     check_destination(out, inputs)  # before training: never a folder edgekit did not write, nor an input
-    transformers.logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
-    logging.getLogger("transformers").setLevel(logging.ERROR)
     transformers.set_seed(config.seed)  # before the factory runs: a fresh head is the same every time
     if isinstance(base, ModuleBase):
         model, preprocessing, mapping, fingerprint = _load_module_base(base, labels)

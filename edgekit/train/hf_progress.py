@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
+
+
+@contextlib.contextmanager
+def transformers_errors_only() -> Iterator[None]:
+    """Only errors from transformers while training (its "newly initialized head" and Trainer
+    notices are expected here); the caller's verbosity comes back afterwards. Also a decorator."""
+    import transformers
+
+    previous = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(previous)
 
 
 def progress_bar_only(trainer: Any) -> None:
