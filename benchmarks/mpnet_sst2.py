@@ -151,9 +151,13 @@ def time_variants(built: dict, args: argparse.Namespace) -> tuple[list[dict], ob
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-rows", type=int, default=800, help="SST-2 train subset for the teacher's fine-tuning")
-    parser.add_argument("--distill-rows", type=int, default=8000,
-                        help="SST-2 train subset the students are distilled on (the teacher labels it: no labels needed "
-                             "beyond the hard-label term); more transfer data is what students need most")
+    parser.add_argument(
+        "--distill-rows",
+        type=int,
+        default=8000,
+        help="SST-2 train subset the students are distilled on (the teacher labels it: no labels needed "
+        "beyond the hard-label term); more transfer data is what students need most",
+    )
     parser.add_argument("--epochs", type=float, default=1.0, help="teacher fine-tuning epochs")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="teacher fine-tuning learning rate")
     parser.add_argument("--distill-epochs", type=float, default=1.0)
