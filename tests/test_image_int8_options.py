@@ -82,6 +82,32 @@ def test_static_exclusions_keep_the_chosen_layers_in_fp32(tmp_path, tiny_onnx):
     assert activation_zeros and set(activation_zeros) == {128}  # uint8 centred on zero
 
 
+def test_leading_convs_stay_fp32_and_a_whole_network_is_refused(tmp_path, tiny_onnx):
+    import onnx
+    from pydantic import ValidationError
+
+    from edgekit.convert.variants.onnx import StaticOptions
+    from edgekit.errors import ExportError
+    from edgekit.quantize.ort import StaticTuning, quantize_static_int8
+    from edgekit.tasks.image_classification import STATIC_OP_TYPES
+
+    rng = np.random.default_rng(1)
+    feeds = [{"pixel_values": rng.normal(0, 1, (1, 3, SIDE, SIDE)).astype(np.float32)} for _ in range(6)]
+    args = (feeds, "minmax", list(STATIC_OP_TYPES), True, False, False)
+    convs = [n.name for n in onnx.load(str(tiny_onnx)).graph.node if n.op_type == "Conv"]
+    leading = tmp_path / "leading.onnx"
+    quantize_static_int8(tiny_onnx, leading, *args, tuning=StaticTuning(exclude_leading_convs=2))
+    assert _float_weight_convs(leading) == set(convs[:2])  # the first two in FP32, every later Conv INT8
+    graph = onnx.load(str(leading)).graph
+    assert not [n for n in graph.node if n.op_type == "QuantizeLinear" and "pixel_values" in n.input]
+    whole = tmp_path / "whole.onnx"
+    with pytest.raises(ExportError, match=f"has {len(convs)} convolutions"):
+        quantize_static_int8(tiny_onnx, whole, *args, tuning=StaticTuning(exclude_leading_convs=len(convs)))
+    assert not whole.exists()
+    with pytest.raises(ValidationError):
+        StaticOptions(exclude_leading_convs=-1)
+
+
 def test_unknown_node_names_and_bad_percentiles_are_refused():
     from pydantic import ValidationError
 

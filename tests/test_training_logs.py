@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import transformers
-
 from conftest import synthetic_sentiment, write_tsv
+
 from edgekit.data import read_text_dataset
 from edgekit.train.finetune import FinetuneConfig, finetune_classifier
 from edgekit.train.hf_progress import transformers_errors_only

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgekit.cli import bench, convert, distill, inspect, quickstart, serve, targets
+from edgekit.cli import bench, convert, distill, inspect, optimize, quickstart, serve, targets
 from edgekit.cli.common import LogLevel, configure_logging
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ def _options(
 app.command()(quickstart.quickstart)
 app.command()(convert.convert)
 app.command()(distill.distill)
+app.command()(optimize.optimize)
 app.command()(inspect.inspect)
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(targets.targets_app, name="targets")

@@ -110,6 +110,14 @@ class LossWeightsSpec(_Strict):
     attention: float = Field(0.0, ge=0, description="last-layer attention KL, MiniLM-style (teacher per step)")
 
 
+class PruneSpec(_Strict):
+    """Structured pruning of the student before distillation (docs/pruning.md): a smaller dense model."""
+
+    heads: float = Field(1.0, gt=0, le=1, description="fraction of attention heads kept, the same in every layer")
+    ffn: float = Field(1.0, gt=0, le=1, description="fraction of feed-forward width kept, the same in every layer")
+    samples: int = Field(256, ge=1, description="training rows the importance scores are measured on")
+
+
 class DistillSpec(_Strict):
     student_layers: int | list[int] | None = Field(
         None, description="layers to keep: a count (uniform map) or teacher indices; None: half the teacher's"
@@ -127,6 +135,7 @@ class DistillSpec(_Strict):
     max_length: int = Field(64, ge=8)
     temperature: float = Field(2.0, gt=0)
     weights: LossWeightsSpec = Field(default_factory=LossWeightsSpec)
+    prune: PruneSpec | None = Field(None, description="heads/FFN pruning after layer selection; None: none")
     eval_steps: int | None = Field(None, ge=1, description="None: four evaluations over the run")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     seed: int = 0

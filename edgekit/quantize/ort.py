@@ -44,7 +44,9 @@ class StaticTuning:
     ``exclude_depthwise``: every grouped Conv with one input channel per group kept in FP32;
     ``exclude_first_conv`` / ``exclude_last_matmul``: the stem convolution (it sees raw pixels) and
     the classifier (its Gemm/MatMul) kept in FP32; ``symmetric_activations``: activation ranges
-    centred on zero (ORT's ``ActivationSymmetric``); ``percentile``: the percentile calibration keeps.
+    centred on zero (ORT's ``ActivationSymmetric``); ``percentile``: the percentile calibration keeps;
+    ``exclude_leading_convs``: N > 0 keeps every node before the (N+1)-th Conv in FP32 (the early,
+    high-resolution layers, where INT8 error starts and grows: benchmarks/imagenet_int8.py).
     """
 
     exclude_nodes: tuple[str, ...] = ()
@@ -53,12 +55,14 @@ class StaticTuning:
     exclude_last_matmul: bool = False
     symmetric_activations: bool = False
     percentile: float = 99.999
+    exclude_leading_convs: int = 0
 
 
 def _excluded_nodes(model_path: Path, tuning: StaticTuning) -> list[str]:
     """Node names to keep in FP32: the explicit ones plus the structural choices, read from the graph."""
     excluded = list(tuning.exclude_nodes)
-    if not (tuning.exclude_depthwise or tuning.exclude_first_conv or tuning.exclude_last_matmul):
+    if not (tuning.exclude_depthwise or tuning.exclude_first_conv or tuning.exclude_last_matmul
+            or tuning.exclude_leading_convs):  # fmt: skip
         return excluded
     import onnx
 
@@ -73,17 +77,37 @@ def _excluded_nodes(model_path: Path, tuning: StaticTuning) -> list[str]:
             shape = weights.get(node.input[1], [])
             if group > 1 and len(shape) == 4 and shape[1] == 1:  # [out, in/group = 1, kh, kw]
                 excluded.append(node.name)
+    if tuning.exclude_leading_convs:
+        excluded += _leading_nodes(list(graph.node), tuning.exclude_leading_convs)
     if tuning.exclude_last_matmul:
         heads = [node for node in graph.node if node.op_type in ("Gemm", "MatMul")]
         excluded += [heads[-1].name] if heads else []
     return excluded
 
 
+def _leading_nodes(nodes: list, count: int) -> list[str]:
+    """Names of the nodes before the (count+1)-th Conv (ONNX keeps nodes in topological order)."""
+    convs = [i for i, node in enumerate(nodes) if node.op_type == "Conv"]
+    if count >= len(convs):
+        raise ExportError(
+            f"exclude_leading_convs is {count} but the graph has {len(convs)} convolutions: that would keep "
+            f"the whole network in FP32. Pass a number below {len(convs)}, or build onnx-fp32 instead."
+        )
+    return [node.name for node in nodes[: convs[count]] if node.name]  # unnamed nodes cannot be excluded by name
+
+
 @_quiet_quantizer_logs()
-def quantize_dynamic_int8(source: Path, target: Path, per_channel: bool, reduce_range: bool) -> None:
-    """Weights to INT8 offline; activations quantized on the fly at run time. Needs no data."""
+def quantize_dynamic_int8(
+    source: Path, target: Path, per_channel: bool, reduce_range: bool, contrib_ops: bool = False
+) -> None:
+    """Weights to INT8 offline; activations quantized on the fly at run time. Needs no data.
+
+    ``contrib_ops``: the graph holds ORT's fused operators (edgekit.quantize.fusion), which ONNX
+    shape inference cannot type; their outputs are FP32, so the quantizer is told so.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    extra_options = {"DefaultTensorType": 1} if contrib_ops else None  # 1: onnx.TensorProto.FLOAT
     try:
         quantize_dynamic(
             str(source),
@@ -91,6 +115,7 @@ def quantize_dynamic_int8(source: Path, target: Path, per_channel: bool, reduce_
             per_channel=per_channel,
             reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
+            extra_options=extra_options,
         )
     except Exception as exc:  # the quantizer raises bare Exceptions and ValueErrors
         raise ExportError(f"ONNX Runtime dynamic quantization failed: {exc}") from exc

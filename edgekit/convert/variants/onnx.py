@@ -26,6 +26,12 @@ class IntegerOptions(VariantOptions):
     reduce_range: bool | None = Field(None, description="None: the target profile's choice")
 
 
+class DynamicOptions(IntegerOptions):
+    # Offline transformer fusion, then QAttention (edgekit.quantize.fusion); measured per ISA class.
+    fuse: bool | None = Field(None, description="fuse attention/layer norm/GELU before quantizing; "
+                              "None: the measured choice for the target's ISA")  # fmt: skip
+
+
 def _integer_defaults(recipe: Any) -> dict[str, Any]:
     section = recipe.quantization
     return {"per_channel": section.per_channel, "reduce_range": section.reduce_range}
@@ -40,17 +46,22 @@ class OrtInt8Dynamic(VariantKind):
     # score moved by up to 0.17 with its batch-mates: the runtime runs it row by row.
     batch_invariant = False
     quickstart_roles = ("teacher", "student")
-    Options = IntegerOptions
+    Options = DynamicOptions
 
     def recipe_defaults(self, recipe: Any) -> dict[str, Any]:
         return _integer_defaults(recipe)
 
-    def build(self, ctx: BuildContext, folder: Path, options: IntegerOptions) -> BuildOutput:
-        from edgekit.quantize.ort import quantize_dynamic_int8
+    def build(self, ctx: BuildContext, folder: Path, options: DynamicOptions) -> BuildOutput:
+        from edgekit.quantize.fusion import dynamic_int8
+        from edgekit.targets.preflight import fusion_default
 
         per_channel, reduce_range = ctx.per_channel(options.per_channel), ctx.reduce_range(options.reduce_range)
-        quantize_dynamic_int8(ctx.reference_onnx, folder / "model.onnx", per_channel, reduce_range)
-        return BuildOutput("model.onnx", {"per_channel": per_channel, "reduce_range": reduce_range})
+        choice = fusion_default(ctx.target.arch, ctx.target.isa_features, ctx.task)
+        fuse = choice.fuse if options.fuse is None else options.fuse
+        fusion = dynamic_int8(ctx.reference_dir, folder / "model.onnx", per_channel, reduce_range, fuse,
+                              required=options.fuse is True)  # fmt: skip
+        why = {"fuse_choice": choice.reason} if options.fuse is None else {}
+        return BuildOutput("model.onnx", {"per_channel": per_channel, "reduce_range": reduce_range, **fusion, **why})
 
 
 class StaticOptions(IntegerOptions):
@@ -64,6 +75,7 @@ class StaticOptions(IntegerOptions):
     exclude_last_matmul: bool = Field(False, description="keep the classifier (last Gemm/MatMul) in FP32")
     symmetric_activations: bool = Field(False, description="activation ranges symmetric around zero")
     percentile: float = Field(99.999, gt=90, le=100, description="kept by calibration_method percentile")
+    exclude_leading_convs: int = Field(0, ge=0, description="keep every node before the (N+1)-th Conv in FP32")
 
 
 class OrtInt8Static(VariantKind):
@@ -90,7 +102,7 @@ class OrtInt8Static(VariantKind):
         signed = ctx.target.arch != "x86_64"  # u8 activations suit x86's VNNI/AVX2 kernels, s8 ARM's
         tuning = StaticTuning(tuple(options.exclude_nodes), options.exclude_depthwise, options.exclude_first_conv,
                               options.exclude_last_matmul, options.symmetric_activations,
-                              options.percentile)  # fmt: skip
+                              options.percentile, exclude_leading_convs=options.exclude_leading_convs)  # fmt: skip
         quantize_static_int8(ctx.reference_onnx, folder / "model.onnx", ctx.feeds(), options.calibration_method,
                              options.op_types, per_channel, reduce_range, signed_activations=signed,
                              tuning=tuning)  # fmt: skip

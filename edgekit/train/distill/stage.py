@@ -227,6 +227,12 @@ def run_distillation(
         eval_logits = teacher_logits(teacher, evaluation.texts, spec.max_length, logits_cache_dir(), "eval")
         with reporter.stage(f"Teacher logits for {len(train)} training texts (cached)"):
             train_logits = teacher_logits(teacher, train.texts, spec.max_length, logits_cache_dir(), "train")
+    pruning = None
+    if spec.prune is not None:  # after layer selection, before the distillation that recovers from it
+        from edgekit.train.prune import prune_model
+
+        with reporter.stage(f"Pruning the student (heads {spec.prune.heads}, FFN {spec.prune.ffn})"):
+            pruning = prune_model(student, tokenizer, spec.prune, train.texts, train_logits, spec.max_length, spec.seed)
     teacher_eval = eval_logits.argmax(-1)
     eval_ids = evaluation.label_ids(labels) if evaluation.has_labels else teacher_eval.tolist()
 
@@ -269,6 +275,7 @@ def run_distillation(
         "student_init": _name(spec.student) if spec.student else "layers of the teacher",
         "layer_map": layer_map,
         "student_layers": len(layer_map),
+        "pruning": pruning,
         "losses": {**asdict(weights), "temperature": spec.temperature},
         "train_rows": len(train),
         "eval_rows": len(evaluation),

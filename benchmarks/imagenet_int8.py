@@ -1,0 +1,234 @@
+"""Which ORT static INT8 setting keeps EfficientNet-Lite0's ImageNet top-5 labels on the 9 real photos
+of ``benchmarks/image_efficientnet.py`` (its ImageNet check): calibration set, calibration method,
+activation symmetry, and mixed precision (the last K MBConv blocks, the final 1x1 conv and the
+classifier kept in FP32), each built by edgekit's own ``ort-int8-static`` kind.
+
+    light python benchmarks/imagenet_int8.py --build-only     # build + score every setting (cached)
+    quiet python benchmarks/imagenet_int8.py                  # + batch-1 latency, writes the results
+
+Calibration never uses the scored photos (except the ``leak-48`` row, there to show what that
+hides): ``image_efficientnet.calibration_crops`` of scikit-image's other real photos (two colour
+motorcycle views, ten grey photos as RGB). Scores against PyTorch FP32 on the 9 photos: top-5 label
+sets kept (of 45), top-1 kept (of 9), Kendall tau and Spearman rho of the FP32 top-5's order under
+INT8 (mean over photos), and the misses (which label left, which came in, their FP32 logit gap).
+Latency: batch 1 at 224 px, model only (pre-processed tensor), every setting's ONNX Runtime session
+(the runtime's own engine, 2 threads) in one process, interleaved over ``--rounds``: the median of
+all calls. A quick comparison between settings, not the isolated per-process harness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import CACHE, REPO, dump
+from image_efficientnet import IMAGENET_SPEC, calibration_crops, convert_variants, photos, reference_logits
+from quantization_cnn import build
+
+WORK = CACHE / "imagenet-int8"
+# name -> (count, grey photos too, augmented, crops of the scored photos instead)
+CALIBRATION_SETS = {
+    "leak-48": (48, True, True, True),
+    "plain-12": (12, True, False, False),
+    "colour-48": (48, False, True, False),
+    "other-48": (48, True, True, False),
+    "other-96": (96, True, True, False),
+    "other-192": (192, True, True, False),
+}
+
+
+def _leading(blocks: int) -> dict[str, Any]:
+    """The stem and the first ``blocks`` MBConv blocks in FP32 (block 0 has 2 convs, the others 3), and the
+    classifier: the variant's own ``exclude_leading_convs`` option."""
+    return {"exclude_leading_convs": 1 + 2 + 3 * (blocks - 1), "exclude_last_matmul": True}
+
+
+# (label, calibration set, ort-int8-static options, kept in FP32: (last K blocks, final 1x1 conv) or None;
+# a tail also keeps the classifier in FP32)
+SETTINGS: list[tuple[str, str, dict[str, Any], tuple[int, bool] | None]] = [
+    ("minmax, crops of the scored photos (leak)", "leak-48", {}, None),
+    ("minmax, 12 whole other photos", "plain-12", {}, None),
+    ("minmax, 48 crops of the 2 colour photos", "colour-48", {}, None),
+    ("minmax, 48 crops of 12 other photos", "other-48", {}, None),
+    ("minmax, 96 crops", "other-96", {}, None),
+    ("minmax, 192 crops", "other-192", {}, None),
+    ("percentile 99.99, 96 crops", "other-96", {"calibration_method": "percentile", "percentile": 99.99}, None),
+    ("percentile 99.999, 96 crops", "other-96", {"calibration_method": "percentile"}, None),
+    ("entropy, 96 crops", "other-96", {"calibration_method": "entropy"}, None),
+    ("symmetric activations, 96 crops", "other-96", {"symmetric_activations": True}, None),
+    ("stem + classifier FP32, 96 crops", "other-96", {"exclude_first_conv": True, "exclude_last_matmul": True}, None),
+    ("K=0: final 1x1 conv + classifier FP32", "other-96", {}, (0, True)),
+    ("K=1: last block + final conv + classifier FP32", "other-96", {}, (1, True)),
+    ("K=2: last 2 blocks + final conv + classifier FP32", "other-96", {}, (2, True)),
+    ("K=3: last 3 blocks + final conv + classifier FP32", "other-96", {}, (3, True)),
+    ("K=1 blocks only (final conv INT8)", "other-96", {}, (1, False)),
+    ("Conv + Gemm only (Clip, Add, pooling FP32)", "other-96", {"op_types": ["Conv", "Gemm"]}, None),
+    ("K=5: last 5 blocks + final conv + classifier FP32", "other-96", {}, (5, True)),
+    ("K=3 + stem FP32", "other-96", {"exclude_first_conv": True}, (3, True)),
+    ("stem + first 2 blocks + classifier FP32", "other-96", _leading(2), None),
+    ("stem + first 4 blocks + classifier FP32", "other-96", _leading(4), None),
+    ("stem + first 8 blocks + classifier FP32", "other-96", _leading(8), None),
+    ("depthwise convs FP32", "other-96", {"exclude_depthwise": True}, None),
+    ("stem + first 6 blocks + classifier FP32", "other-96", _leading(6), None),
+    ("stem + first 12 blocks + classifier FP32", "other-96", _leading(12), None),
+    ("stem + first 2 blocks + classifier FP32, 192 crops", "other-192", _leading(2), None),
+]
+
+
+def calibration_set(name: str) -> list[str]:
+    count, grey, augment, leak = CALIBRATION_SETS[name]
+    folder = WORK / "calibration" / name
+    if not folder.exists():
+        sources = [photos()[k] for k in sorted(photos())] if leak else None
+        calibration_crops(folder.with_suffix(".partial"), count, grey=grey, augment=augment, sources=sources)
+        folder.with_suffix(".partial").rename(folder)
+    return sorted(str(p) for p in folder.glob("*.png"))
+
+
+def tail_nodes(model: Path, blocks: int, final_conv: bool) -> list[str]:
+    """Node names of the last ``blocks`` MBConv blocks (``/model/_blocks.N/...``) and the final 1x1 conv
+    with its activation (``/model/_conv_head``, ``/model/_swish_1``), read from the exported graph."""
+    import onnx
+
+    names = [node.name for node in onnx.load(str(model), load_external_data=False).graph.node]
+    indices = sorted({int(n.split("/_blocks.")[1].split("/")[0]) for n in names if "/_blocks." in n})
+    prefixes = [f"/model/_blocks.{i}/" for i in indices[len(indices) - blocks :]] if blocks else []
+    prefixes += ["/model/_conv_head/", "/model/_swish_1/"] if final_conv else []
+    return [n for n in names if n.startswith(tuple(prefixes))]
+
+
+def score(logits: np.ndarray, reference: np.ndarray, names: list[str]) -> dict:
+    from scipy.stats import kendalltau, spearmanr
+
+    top5, ref5 = np.argsort(-logits, axis=1)[:, :5], np.argsort(-reference, axis=1)[:, :5]
+    taus, rhos, misses = [], [], []
+    for i, name in enumerate(names):
+        taus.append(kendalltau(reference[i, ref5[i]], logits[i, ref5[i]]).statistic)
+        rhos.append(spearmanr(reference[i, ref5[i]], logits[i, ref5[i]]).statistic)
+        order, int8_order = np.argsort(-reference[i]).tolist(), np.argsort(-logits[i]).tolist()
+        for left, came in zip(sorted(set(ref5[i]) - set(top5[i])), sorted(set(top5[i]) - set(ref5[i])), strict=True):
+            misses.append({"photo": name, "left": int(left), "left_fp32_rank": order.index(left) + 1,
+                           "left_int8_rank": int8_order.index(left) + 1, "came": int(came),
+                           "came_fp32_rank": order.index(came) + 1,
+                           "fp32_logit_gap": round(float(reference[i, left] - reference[i, came]), 4)})  # fmt: skip
+    return {"top5_kept": int(sum(len(set(a) & set(b)) for a, b in zip(top5, ref5, strict=True))),
+            "top1_kept": int((top5[:, 0] == ref5[:, 0]).sum()), "kendall_tau": round(float(np.mean(taus)), 3),
+            "spearman_rho": round(float(np.mean(rhos)), 3), "misses": misses,
+            "rms_dlogit": round(float(np.sqrt(np.mean((logits - reference) ** 2))), 4)}  # fmt: skip
+
+
+def fp32_margins(reference: np.ndarray, names: list[str]) -> list[dict]:
+    """Per photo: the FP32 logit gap between ranks 5 and 6 (a near-tie INT8 may swap)."""
+    ordered = -np.sort(-reference, axis=1)
+    return [{"photo": n, "gap_5_6": round(float(ordered[i, 4] - ordered[i, 5]), 4),
+             "gap_4_5": round(float(ordered[i, 3] - ordered[i, 4]), 4)} for i, n in enumerate(names)]  # fmt: skip
+
+
+def build_setting(number: int, reference: Path, evaluate: list, truth: np.ndarray, names: list[str]) -> dict:
+    label, calibration, options, tail = SETTINGS[number - 1]
+    given = dict(options)
+    if tail is not None:
+        given["exclude_nodes"] = tail_nodes(reference / "model.onnx", *tail)
+        given["exclude_last_matmul"] = True
+    tag = hashlib.sha256(json.dumps([calibration, given], sort_keys=True).encode()).hexdigest()[:8]
+    folder = WORK / "settings" / f"{number:02d}-{tag}"
+    record = {}
+    if not folder.exists():
+        record = build("ort-int8-static", given, reference, calibration_set(calibration), folder)
+        (folder.parent / f"{folder.name}.build.json").write_text(json.dumps({"build_s": record["build_s"]}))
+    from edgekit.runtime import EdgeModel
+
+    logits = np.asarray(EdgeModel.load(folder).logits(evaluate), dtype=np.float32)
+    build_s = json.loads((folder.parent / f"{folder.name}.build.json").read_text())["build_s"]
+    shown = {k: v for k, v in given.items() if k != "exclude_nodes"}
+    return {"number": number, "setting": label, "calibration": calibration, "options": shown, "tail": tail,
+            "excluded_nodes": len(given.get("exclude_nodes", [])), "folder": folder.name, "build_s": build_s,
+            **score(logits, truth, names)}  # fmt: skip
+
+
+def latency(folders: dict[str, Path], feed: dict, rounds: int, runs: int) -> dict[str, float]:
+    """Median batch-1 ms per model, sessions interleaved round by round in this one process."""
+    from edgekit.runtime.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    engines = {key: OnnxRuntimeEngine(folder / "model.onnx", threads=2) for key, folder in folders.items()}
+    samples: dict[str, list[float]] = {key: [] for key in engines}
+    for _ in range(rounds):
+        for key, engine in engines.items():
+            for _ in range(3):
+                engine.run(feed)  # warm the caches after the other sessions ran
+            for _ in range(runs):
+                started = time.perf_counter()
+                engine.run(feed)
+                samples[key].append(1000 * (time.perf_counter() - started))
+    return {key: round(float(np.median(values)), 2) for key, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build-only", action="store_true", help="build and score every setting, no timing")
+    parser.add_argument("--only", default=None, help="comma-separated setting numbers (1-based)")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "imagenet-int8.json")
+    args = parser.parse_args()
+    reference = WORK / "reference"  # one variant: convert writes the artifact itself there
+    if not (reference / "manifest.json").exists():
+        convert_variants(IMAGENET_SPEC, Path(calibration_set("plain-12")[0]).parent, reference, ["onnx-fp32"],
+                         atol=1e-3)  # fmt: skip
+    images = photos()
+    names = sorted(images)
+    evaluate = [images[n] for n in names]
+    truth_file = WORK / "pytorch-logits.npy"
+    if not truth_file.exists():
+        np.save(truth_file, reference_logits(IMAGENET_SPEC, evaluate))
+    truth = np.load(truth_file)
+    chosen = [int(x) for x in args.only.split(",")] if args.only else range(1, len(SETTINGS) + 1)
+    rows = []
+    for number in chosen:
+        rows.append(build_setting(number, reference, evaluate, truth, names))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "misses"}), flush=True)
+    if not args.build_only:
+        from edgekit.artifact import read_manifest
+        from edgekit.runtime.image_preprocess import ImagePreprocessor
+
+        feed = ImagePreprocessor.for_artifact(reference, read_manifest(reference))([evaluate[0]])
+        folders = {"onnx-fp32": reference, **{str(r["number"]): WORK / "settings" / r["folder"] for r in rows}}
+        timed = latency(folders, feed, args.rounds, args.runs)
+        for row in rows:
+            row["p50_ms"] = timed[str(row["number"])]
+        write(args.out, rows, timed["onnx-fp32"], fp32_margins(truth, names), args)
+
+
+def write(out: Path, rows: list[dict], fp32_ms: float, margins: list[dict], args: argparse.Namespace) -> None:
+    dump({"settings": rows, "onnx_fp32_p50_ms": fp32_ms, "fp32_margins": margins,
+          "timing": {"batch": 1, "size": 224, "threads": 2, "rounds": args.rounds, "runs_per_round": args.runs,
+                     "mode": "one process, sessions interleaved, model only"}}, out)  # fmt: skip
+    default = next((r["p50_ms"] for r in rows if r["calibration"] == "other-96" and not r["options"]
+                    and r["tail"] is None), float("nan"))  # fmt: skip
+    lines = ["# ORT static INT8 settings for EfficientNet-Lite0's ImageNet top-5 on 9 real photos", "",
+             f"Reference: PyTorch FP32. ONNX FP32 batch-1 p50 {fp32_ms:.2f} ms (same interleaved run).", "",
+             "| # | setting | calibration | top-5 kept /45 | top-1 kept /9 | Kendall tau | Spearman rho | "
+             "RMS Δlogit | p50 ms | vs default INT8 | build s |", "|---" * 11 + "|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['number']} | {r['setting']} | {r['calibration']} | {r['top5_kept']} | {r['top1_kept']} | "
+                     f"{r['kendall_tau']:.3f} | {r['spearman_rho']:.3f} | {r['rms_dlogit']} | {r['p50_ms']:.2f} | "
+                     f"{r['p50_ms'] / default:.2f}x | {r['build_s']} |")  # fmt: skip
+    lines += ["", "FP32 logit gaps at the top-5 boundary (PyTorch):", "", "| photo | rank 4 - 5 | rank 5 - 6 |",
+              "|---|---|---|", *[f"| {m['photo']} | {m['gap_4_5']} | {m['gap_5_6']} |" for m in margins], "",
+              "Misses (label left the top-5 / label came in, FP32 ranks, FP32 logit gap):", ""]  # fmt: skip
+    for r in rows:
+        for m in r["misses"]:
+            lines.append(f"- #{r['number']} {m['photo']}: {m['left']} (FP32 rank {m['left_fp32_rank']}, INT8 "
+                         f"{m['left_int8_rank']}) -> {m['came']} (FP32 rank {m['came_fp32_rank']}), "
+                         f"gap {m['fp32_logit_gap']}")  # fmt: skip
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
