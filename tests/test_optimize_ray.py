@@ -88,9 +88,12 @@ def ray_head():
 
 @pytest.fixture(scope="module")
 def executor(ray_head):
+    before = signal.getsignal(signal.SIGTERM)
     executor = RayExecutor(ray_head, fresh_process=False)  # these trials take milliseconds: reuse the workers
     yield executor
     executor.close()
+    # ray.init replaces the driver's SIGTERM handler; a library must give it back.
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def _spec(name: str, out: Path) -> TrialSpec:

@@ -21,6 +21,7 @@ nothing needs sharing.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -125,6 +126,8 @@ class RayExecutor:
         self.ray = _import_ray()
         _probe(address)
         self._owns_connection = not self.ray.is_initialized()
+        # ray.init installs its own SIGTERM handler in the driver; close() gives the caller's back.
+        self._sigterm = signal.getsignal(signal.SIGTERM)
         if self._owns_connection:
             try:
                 # log_to_driver=False: trials print their own progress on their node; the driver's
@@ -188,6 +191,8 @@ class RayExecutor:
     def close(self) -> None:
         if self._owns_connection and self.ray.is_initialized():
             self.ray.shutdown()
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
         self._owns_connection = False
 
 
