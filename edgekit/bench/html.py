@@ -26,7 +26,7 @@ from edgekit.bench.report import (
 from edgekit.bench.svg import nice_ticks, place_labels, x_axis, y_axis
 
 WIDTH, ROW, LEFT = 760, 28, 190
-_STYLE = """
+PAGE_STYLE = """  # shared by every edgekit HTML report
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#222;max-width:80rem}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
 td:first-child,th:first-child{text-align:left}svg{display:block;margin:.5rem 0 1.5rem}
@@ -34,7 +34,7 @@ td:first-child,th:first-child{text-align:left}svg{display:block;margin:.5rem 0 1
 """
 
 
-def _esc(value: object) -> str:
+def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
@@ -63,7 +63,7 @@ def _latency_chart(variants: list[dict[str, Any]]) -> str:
         lat, y = v["latency_ms"], 20 + i * ROW
         x = {k: to_x(lat[k]) for k in ("min", "median", "p90", "p99")}
         parts += [
-            f'<text x="{LEFT - 8}" y="{y + 14}" text-anchor="end">{_esc(v["name"])}</text>',
+            f'<text x="{LEFT - 8}" y="{y + 14}" text-anchor="end">{esc(v["name"])}</text>',
             f'<line x1="{x["min"]:.1f}" y1="{y + 10}" x2="{x["p99"]:.1f}" y2="{y + 10}" stroke="#999"/>',
             f'<rect x="{x["median"]:.1f}" y="{y + 3}" width="{max(x["p90"] - x["median"], 1):.1f}" '
             f'height="14" fill="#9ecae1"><title>p50 {lat["median"]:.2f} ms, p90 {lat["p90"]:.2f}, '
@@ -113,12 +113,12 @@ def _pareto_chart(variants: list[dict[str, Any]]) -> str:
             parts.append(f'<line class="leader" x1="{x:.1f}" y1="{y:.1f}" x2="{lx:.1f}" y2="{ly - 4:.1f}" '
                          'stroke="#bbb"/>')  # fmt: skip
         parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}">'
-                     f'<title>{_esc(name)}: {latency:.2f} ms, accuracy {accuracy:.4f}</title></circle>'
+                     f'<title>{esc(name)}: {latency:.2f} ms, accuracy {accuracy:.4f}</title></circle>'
                      f'<text class="label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">'
-                     f"{_esc(name)}</text>")  # fmt: skip
+                     f"{esc(name)}</text>")  # fmt: skip
     note = f"; {zoom_note}" if zoom_note else ""
     parts.append(f'<text x="{left}" y="{height - 8}">p50 latency (ms) →; accuracy ↑; green: Pareto front'
-                 f"{_esc(note)}</text>")  # fmt: skip
+                 f"{esc(note)}</text>")  # fmt: skip
     return "".join(parts) + "</svg>"
 
 
@@ -130,14 +130,14 @@ def _bars(variants: list[dict[str, Any]], key: str, label: str, chart_id: str) -
     span = WIDTH - LEFT - 80
     bottom = 10 + ROW * len(values)
     height = bottom + 40
-    parts = [f'<svg id="{chart_id}" width="{WIDTH}" height="{height}" role="img" aria-label="{_esc(label)}">',
+    parts = [f'<svg id="{chart_id}" width="{WIDTH}" height="{height}" role="img" aria-label="{esc(label)}">',
              x_axis(ticks, lambda v: LEFT + v / ticks[-1] * span, 4, bottom)]  # fmt: skip
     for i, (name, value) in enumerate(values):
         y, w = 10 + i * ROW, value / ticks[-1] * span
-        parts += [f'<text x="{LEFT - 8}" y="{y + 14}" text-anchor="end">{_esc(name)}</text>',
+        parts += [f'<text x="{LEFT - 8}" y="{y + 14}" text-anchor="end">{esc(name)}</text>',
                   f'<rect x="{LEFT}" y="{y + 3}" width="{w:.1f}" height="16" fill="#fdae6b"/>',
                   f'<text x="{LEFT + w + 6:.1f}" y="{y + 15}">{value:.1f}</text>']  # fmt: skip
-    parts.append(f'<text x="{LEFT}" y="{height - 4}">{_esc(label)}</text>')
+    parts.append(f'<text x="{LEFT}" y="{height - 4}">{esc(label)}</text>')
     return "".join(parts) + "</svg>"
 
 
@@ -166,28 +166,28 @@ def _table(table: Table | None, title: str = "") -> str:
     if table is None:
         return ""
     header, body = table
-    head = "".join(f"<th>{_esc(c)}</th>" for c in header)
-    cells = "".join("<tr>" + "".join(f"<td>{_esc(cell)}</td>" for cell in row) + "</tr>" for row in body)
-    heading = f"<h2>{_esc(title)}</h2>" if title else ""
+    head = "".join(f"<th>{esc(c)}</th>" for c in header)
+    cells = "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in body)
+    heading = f"<h2>{esc(title)}</h2>" if title else ""
     return f"{heading}<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
 
 
 def render_html(document: dict[str, Any], title: str = "edgekit benchmark") -> str:
     variants = document["variants"]
-    emulation = "".join(f"<li>{_esc(item)}</li>" for item in notes(document))
+    emulation = "".join(f"<li>{esc(item)}</li>" for item in notes(document))
     status = timing_status(document)
     table = ([*header(document, COLUMNS), "timings"], [[*row, status] for row in rows(document)])
     estimated = ""
     if document.get("estimated"):  # the device's figures: estimates only, with band and assumptions
         assumptions = {a for e in document["estimated"]["variants"] for x in e.get("estimates", [])[:1]
                        for a in x["assumptions"]}  # fmt: skip
-        items = "".join(f"<li>{_esc(a)}</li>" for a in sorted(assumptions))
+        items = "".join(f"<li>{esc(a)}</li>" for a in sorted(assumptions))
         estimated = _table(estimate_table(document), estimate_title(document)) + f"<ul class=caption>{items}</ul>"
         title = f"{title}: {headline(document)}"
     return (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>{_esc(title)}</h1>"
-        f'<p class="caption">{_esc(caption(document))}</p>'
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{esc(title)}</title>"
+        f"<style>{PAGE_STYLE}</style></head><body><h1>{esc(title)}</h1>"
+        f'<p class="caption">{esc(caption(document))}</p>'
         f"{_table(table)}{estimated}"
         f"{f'<ul class=caption>{emulation}</ul>' if emulation else ''}"
         f"<h2>Latency per variant{' on this host (not the device)' if estimated else ''}</h2>"
@@ -196,6 +196,6 @@ def render_html(document: dict[str, Any], title: str = "edgekit benchmark") -> s
         f"<h2>Memory and size</h2>{_bars(variants, 'peak_rss_mb', 'peak RSS (MB, kernel VmHWM)', 'memory')}"
         f"{_bars(variants, 'model_size_mb', 'model size (MB)', 'size')}"
         f"{_table(shape_table(variants), SHAPES_TITLE)}{_table(cold_start_table(variants), COLD_START_TITLE)}"
-        f"<p class=caption>Created {_esc(document['created_at'])} from results schema {_esc(document['schema'])}.</p>"
+        f"<p class=caption>Created {esc(document['created_at'])} from results schema {esc(document['schema'])}.</p>"
         "</body></html>\n"
     )

@@ -4,24 +4,13 @@ Drawn with the benchmark report's SVG helpers, in its look."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
-from edgekit.bench.html import accuracy_range
+from edgekit.bench.html import PAGE_STYLE, accuracy_range, esc
 from edgekit.bench.svg import nice_ticks, place_labels, x_axis, y_axis
 from edgekit.optimize.store import RECOMMENDED_DIR
 
 WIDTH, HEIGHT = 820, 380
-_STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#222;max-width:80rem}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
-td:first-child,th:first-child{text-align:left}svg{display:block;margin:.5rem 0 1.5rem}
-.caption{color:#555}text{font:12px system-ui,sans-serif}
-"""
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def pareto_chart(doc: dict[str, Any]) -> str:
@@ -63,12 +52,12 @@ def pareto_chart(doc: dict[str, Any]) -> str:
         label = f"★ {name}" if name == best else name
         parts.append(
             f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="{colour}">'
-            f"<title>{_esc(name)}: {latency:.2f} ms, accuracy {accuracy:.4f}</title></circle>"
-            f'<text class="label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">{_esc(label)}</text>'
+            f"<title>{esc(name)}: {latency:.2f} ms, accuracy {accuracy:.4f}</title></circle>"
+            f'<text class="label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">{esc(label)}</text>'
         )
     note = f"; {zoom_note}" if zoom_note else ""
     parts.append(f'<text x="{left}" y="{HEIGHT - 8}">p50 latency (ms) →; accuracy ↑; green: Pareto set (accuracy, '
-                 f"p50, size); red dashes: the budget{_esc(note)}</text>")  # fmt: skip
+                 f"p50, size); red dashes: the budget{esc(note)}</text>")  # fmt: skip
     return "".join(parts) + "</svg>"
 
 
@@ -80,12 +69,12 @@ def _table(doc: dict[str, Any]) -> str:
         cells = [c["name"], "—" if c["accuracy"] is None else f"{c['accuracy']:.4f}", drop,
                  "—" if c["p50_ms"] is None else f"{c['p50_ms']:.2f}", c["p50_source"] or "—", f"{c['size_mb']:.1f}",
                  c["status"] + (" · Pareto" if c["name"] in doc["pareto"] else "")]  # fmt: skip
-        rows.append("<tr>" + "".join(f"<td>{_esc(cell)}</td>" for cell in cells) + "</tr>")
-    return "<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
+        rows.append("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in cells) + "</tr>")
+    return "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
 
 
 def _trials(doc: dict[str, Any]) -> str:
-    rows = ["<tr>" + "".join(f"<td>{_esc(cell)}</td>" for cell in (
+    rows = ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in (
         t["name"], t["status"], "—" if t["wall_seconds"] is None else f"{t['wall_seconds']:.0f}", t["reason"]))
         + "</tr>" for t in doc["trials"]]  # fmt: skip
     return "<table><tr><th>trial</th><th>status</th><th>wall s</th><th>reason</th></tr>" + "".join(rows) + "</table>"
@@ -96,10 +85,10 @@ def render_html(doc: dict[str, Any]) -> str:
     caption = (f"Budget {doc['settings']['max_accuracy_drop']:g} pts below the teacher's FP32 accuracy "
                f"{doc['teacher_fp32_accuracy']:.4f}; host {host['cpu_model']} ({', '.join(host['isa_features'])}); "
                f"target {doc['target']}.")  # fmt: skip
-    line = _esc(verdict(doc).replace("**", "").replace("`", ""))
+    line = esc(verdict(doc).replace("**", "").replace("`", ""))
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>edgekit optimize</title>"
-            f"<style>{_STYLE}</style></head><body><h1>edgekit optimize: {_esc(doc['settings']['model'])}</h1>"
-            f"<p class=\"caption\">{_esc(caption)}</p><p><strong>{line}</strong></p>"
+            f"<style>{PAGE_STYLE}</style></head><body><h1>edgekit optimize: {esc(doc['settings']['model'])}</h1>"
+            f"<p class=\"caption\">{esc(caption)}</p><p><strong>{line}</strong></p>"
             f"<h2>Accuracy against latency</h2>{pareto_chart(doc)}<h2>Candidates</h2>{_table(doc)}"
             f"<h2>Trials</h2>{_trials(doc)}</body></html>\n")  # fmt: skip
 
