@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import time
@@ -30,7 +29,7 @@ from edgekit.metrics import accuracy, agreement
 from edgekit.outputs import OutputError, atomic_directory, check_destination
 from edgekit.progress import Reporter, SilentReporter
 from edgekit.train.distill.losses import LossWeights
-from edgekit.train.hf_progress import progress_bar_only
+from edgekit.train.hf_progress import progress_bar_only, transformers_errors_only
 from edgekit.train.tokenized import TokenizedRows
 
 RECORD = "distillation.json"
@@ -148,6 +147,7 @@ def _clear_checkpoints(folder: Path) -> None:
     shutil.rmtree(folder)
 
 
+@transformers_errors_only()  # the caller's verbosity comes back afterwards
 def run_distillation(
     teacher: LoadedSource,
     spec: DistillSpec,
@@ -176,8 +176,6 @@ def run_distillation(
 
     from edgekit.train.distill.trainer import TEACHER_LOGITS, DistillationTrainer
 
-    transformers.logging.set_verbosity_error()
-    logging.getLogger("transformers").setLevel(logging.ERROR)
     transformers.set_seed(spec.seed)
     checkpoints = work_dir / "checkpoints"
     if not resume and int(os.environ.get("RANK", "0")) == 0:
