@@ -51,6 +51,11 @@ def sst2_bundle(model: Path, dev_path: Path, variants: list[str]) -> Path:
 
 
 def run(command: list[str]) -> None:
+    """Runs a tool; a console script of this interpreter's environment (optimum-cli) is found even
+    when that environment is not activated (``.venv/bin/python benchmarks/...``)."""
+    beside = Path(sys.executable).parent / command[0]
+    if shutil.which(command[0]) is None and beside.is_file():
+        command = [str(beside), *command[1:]]
     print("+", " ".join(command), flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 

@@ -19,7 +19,10 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def _training_s(model: dict, document: dict) -> str:
     if model["layers"]:
-        return f"{model['distillation']['train_seconds']:.0f} (distil)"
+        record = model["distillation"]
+        if record.get("resumed"):  # the run that did the steps was interrupted; its time is not on record
+            return f"{record['train_seconds']:.0f} (distil, resumed from {record['resumed_from']})"
+        return f"{record['train_seconds']:.0f} (distil)"
     if model["family"] == "mpnet":
         return f"{document['build']['teacher_training']['train_seconds']:.0f} (fine-tune)"
     return "earlier (given)"
@@ -74,7 +77,8 @@ def render(document: dict) -> str:
         f"{weights['weights_bytes']:,} bytes, sha256 `{weights['weights_sha256'][:16]}…`) fine-tuned with a fresh "
         f"2-label head on {training['train_rows']:,} seeded SST-2 train rows ({training['epochs']:g} epoch, "
         f"{training['steps']} steps, max length 64, lr {training['learning_rate']:g}); students are layers of it "
-        "distilled on the same rows. Accuracy: edgekit's gate on all 872 dev sentences at batch 1; drop is against "
+        f"distilled on {training.get('distill_rows', training['train_rows']):,} seeded train rows. Accuracy: "
+        "edgekit's gate on all 872 dev sentences at batch 1; drop is against "
         "the family's FP32 ONNX teacher. Latency: batch 1, tokenization included, its own process per variant, "
         "alternating over rounds. Training wall times are on 2 shared CPU cores.",
         "",

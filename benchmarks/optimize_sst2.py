@@ -4,6 +4,9 @@ ORT dynamic INT8 and OpenVINO INT8, a 1.0-point budget on SST-2 dev.
     python benchmarks/optimize_sst2.py --build-only   # the search's trials (distillation, conversions), cached
     python benchmarks/optimize_sst2.py --rounds 3     # reuses every trial; the final interleaved benchmark
 
+Students are distilled on all 67,349 SST-2 train rows (1 epoch) unless --max-train-rows N; each
+row count has its own cached search folder. --prune ffn=0.5 adds pruned students to the search.
+
 The timing part measures the search's survivors, the PyTorch FP32 teacher and Optimum's one-line
 INT8 (`optimum-cli onnxruntime quantize --avx2`, built as in quantization_sst2.py) in ONE run: batch 1,
 tokenization included, every dev sentence per round, rounds alternating, each variant in its own process.
@@ -21,6 +24,7 @@ from quantization_sst2 import optimum_anchor
 
 from edgekit.data import read_text_dataset
 from edgekit.optimize.search import SearchSettings, run_search
+from edgekit.optimize.space import parse_prune
 from edgekit.progress import ConsoleReporter
 from edgekit.targets.host import detect_host
 
@@ -35,10 +39,11 @@ def settings(args: argparse.Namespace, bench: bool) -> SearchSettings:
     return SearchSettings(
         model=require(SST2_TEACHER, "The SST-2 teacher"), data=dev,
         train_data=require(SST2 / "train.tsv", "SST-2 train"),
-        out=WORK / "search", target="host", max_accuracy_drop=args.max_accuracy_drop, depths=[4, 3, 2],
+        out=WORK / f"search-{args.max_train_rows or 'all'}-rows", target="host",
+        max_accuracy_drop=args.max_accuracy_drop, depths=[4, 3, 2],
         variants=["onnx-fp32", "ort-int8-dynamic", "ov-int8"], max_train_rows=args.max_train_rows, epochs=1.0,
         threads=args.threads, trial_bench_runs=0, bench=bench, bench_runs=len(read_text_dataset(dev).texts),
-        bench_rounds=args.rounds,
+        bench_rounds=args.rounds, prunes=[parse_prune(p) for p in args.prune],
     )  # fmt: skip
 
 
@@ -47,8 +52,9 @@ def main() -> None:
     parser.add_argument("--build-only", action="store_true", help="run the trials and build the anchor, time nothing")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-train-rows", type=int, default=20000, help="distil on a subset (2 cores)")
+    parser.add_argument("--max-train-rows", type=int, help="distil on a seeded subset (default: all 67,349 rows)")
     parser.add_argument("--max-accuracy-drop", type=float, default=1.0)
+    parser.add_argument("--prune", action="append", default=[], help="also pruned students, e.g. ffn=0.5 (repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "optimize-sst2.json")
     args = parser.parse_args()
 
