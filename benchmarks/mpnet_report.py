@@ -87,6 +87,10 @@ def render(document: dict) -> str:
         "",
         "## Harness table",
         "",
+        "Its agreement column compares label names with the MPNet teacher's (`0`/`1`, from the data file); the "
+        "MiniLM teacher names its labels `negative`/`positive`, so its 0.0000 there is a naming difference, not "
+        "disagreement (its accuracy is in the same table).",
+        "",
         markdown(document, title="Latency details").split("\n", 1)[1],
     ]
     return "\n".join(lines) + "\n"
