@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
+from bundles import convert_and_read, parameter_count
+from bundles import train_subset as seeded_subset
 from common import CACHE, REPO, SST2, SST2_TEACHER, dump, require
 from mpnet_weights import mpnet_base
 
-from edgekit.artifact import load_manifest, read_summary
 from edgekit.data import read_text_dataset
 from edgekit.progress import ConsoleReporter
 
@@ -41,16 +41,7 @@ STUDENTS = {"mpnet": (4, 2), "minilm": (3, 2)}
 
 def train_subset(rows: int, seed: int = 0) -> Path:
     """A seeded subset of SST-2 train as its own TSV, so fine-tuning and distillation read the same rows."""
-    out = WORK / f"train-{rows}.tsv"
-    if not out.is_file():
-        subset = read_text_dataset(require(SST2 / "train.tsv", "SST-2 train")).sample(rows, seed=seed)
-        WORK.mkdir(parents=True, exist_ok=True)
-        partial = out.with_suffix(".partial")
-        partial.write_text(
-            "text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(subset.texts, subset.labels, strict=True))
-        )
-        partial.rename(out)
-    return out
+    return seeded_subset(WORK / f"train-{rows}.tsv", rows, seed)
 
 
 def finetune_teacher(subset: Path, dev: Path, args: argparse.Namespace) -> tuple[Path, dict]:
@@ -68,9 +59,6 @@ def finetune_teacher(subset: Path, dev: Path, args: argparse.Namespace) -> tuple
 
 def bundle(family: str, model: Path, dev: Path, layers: int | None, subset: Path, epochs: float) -> dict:
     """Convert (for a student, first distil) one model; returns where it is and what it measured."""
-    from edgekit.convert.pipeline import convert
-    from edgekit.convert.recipe import build_recipe
-
     name = f"{family}-student{layers}" if layers else f"{family}-teacher"
     fields = {"model": str(model), "out": str(WORK / "bundles" / name), "data": {"path": str(dev)},
               "variants": ["onnx-fp32", "ort-int8-dynamic"], "bench": {"enabled": False}}  # fmt: skip
@@ -79,42 +67,11 @@ def bundle(family: str, model: Path, dev: Path, layers: int | None, subset: Path
         fields["distill"] = {"student_layers": layers, "data": {"path": str(subset)}, "epochs": epochs,
                              "eval_steps": max(1, -(-steps // 2)),  # two dev evaluations: each costs a lot on 2 cores
                              "work_dir": str(WORK / "work" / name)}  # fmt: skip
-    started = time.perf_counter()
-    result = convert(build_recipe(fields), ConsoleReporter(), resume=True)
-    wall = time.perf_counter() - started
-    summary = read_summary(result.out)
-    variants = {}
-    for variant, location in summary["locations"].items():
-        manifest = load_manifest(result.out / location)
-        gate = manifest.metrics.get("gate") or {}
-        entry = next(v for v in summary["variants"] if v["name"] == variant)
-        variants[variant] = {"location": location, "accuracy": gate.get("accuracy", summary.get("reference_accuracy")),
-                             "agreement_with_fp32": gate.get("agreement"), "size_mb": entry.get("size_mb"),
-                             "passed": entry.get("passed", True),
-                             "parity_max_abs_diff": (manifest.parity or {}).get("max_abs_diff")}  # fmt: skip
-    distilled = result.summary.distillation if result.summary else None
-    return {"name": name, "family": family, "layers": layers, "out": str(result.out), "convert_wall_s": round(wall, 1),
-            "parameters": _parameters(WORK / "work" / name / "distill" / "student" if layers else model),
-            "distillation": {k: v for k, v in (distilled or {}).items() if k != "teacher"} or None,
-            "variants": variants}  # fmt: skip
-
-
-def _parameters(folder: Path) -> int:
-    """Parameters of the PyTorch model in an HF folder (from the safetensors headers, nothing loaded)."""
-    from safetensors import safe_open
-
-    total = 0
-    for file in folder.glob("*.safetensors"):
-        with safe_open(str(file), "np") as weights:
-            total += sum(_count(weights.get_slice(k).get_shape()) for k in weights.keys())  # noqa: SIM118 (a safe_open handle)
-    return total
-
-
-def _count(shape) -> int:
-    total = 1
-    for dim in shape:
-        total *= int(dim)
-    return total
+    built = convert_and_read(fields)
+    record = built.pop("distillation")
+    return {"name": name, "family": family, "layers": layers, **built,
+            "parameters": parameter_count(WORK / "work" / name / "distill" / "student" if layers else model),
+            "distillation": {k: v for k, v in record.items() if k != "teacher"} or None}  # fmt: skip
 
 
 def build(args: argparse.Namespace) -> dict:

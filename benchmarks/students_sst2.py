@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
+from bundles import convert_and_read, parameter_count
+from bundles import train_subset as seeded_subset
 from common import CACHE, REPO, SST2, SST2_TEACHER, dump, require
 
-from edgekit.artifact import load_manifest, read_summary
 from edgekit.data import read_text_dataset
-from edgekit.progress import ConsoleReporter
 
 WORK = CACHE / "students-sst2"
 RESULTS = REPO / "benchmarks" / "results" / "students-sst2.json"
@@ -45,23 +44,11 @@ STUDENTS: dict[str, dict] = {
 
 def train_subset(rows: int, seed: int = 0) -> Path:
     """A seeded subset of SST-2 train as its own TSV (the transfer data of every student)."""
-    out = WORK / f"train-{rows}-seed{seed}.tsv"
-    if not out.is_file():
-        subset = read_text_dataset(require(SST2 / "train.tsv", "SST-2 train")).sample(rows, seed=seed)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_suffix(".partial")
-        partial.write_text(
-            "text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(subset.texts, subset.labels, strict=True))
-        )
-        partial.rename(out)
-    return out
+    return seeded_subset(WORK / f"train-{rows}-seed{seed}.tsv", rows, seed)
 
 
 def bundle(name: str, distill: dict | None, dev: Path, subset: Path | None, max_steps: int | None = None) -> dict:
     """Convert the teacher (distill None) or distil + convert one student; what it measured."""
-    from edgekit.convert.pipeline import convert
-    from edgekit.convert.recipe import build_recipe
-
     fields = {"model": str(SST2_TEACHER), "out": str(WORK / "bundles" / name), "data": {"path": str(dev)},
               "variants": KINDS, "bench": {"enabled": False}}  # fmt: skip
     if distill is not None and subset is not None:
@@ -70,39 +57,11 @@ def bundle(name: str, distill: dict | None, dev: Path, subset: Path | None, max_
                              "max_steps": max_steps, "max_length": 64,
                              "eval_steps": max(1, -(-steps // 2)),  # two dev evaluations
                              "work_dir": str(WORK / "work" / name)}  # fmt: skip
-    started = time.perf_counter()
-    result = convert(build_recipe(fields), ConsoleReporter(), resume=True)
-    wall = time.perf_counter() - started
-    summary = read_summary(result.out)
-    variants = {}
-    for kind, location in summary["locations"].items():
-        manifest = load_manifest(result.out / location)
-        gate = manifest.metrics.get("gate") or {}
-        entry = next(v for v in summary["variants"] if v["name"] == kind)
-        variants[kind] = {"location": location, "accuracy": gate.get("accuracy", summary.get("reference_accuracy")),
-                          "size_mb": entry.get("size_mb"), "passed": entry.get("passed", True),
-                          "parity_max_abs_diff": (manifest.parity or {}).get("max_abs_diff")}  # fmt: skip
-    record = (result.summary.distillation if result.summary else None) or {}
+    built = convert_and_read(fields)
     checkpoint = WORK / "work" / name / "distill" / "student" if distill is not None else SST2_TEACHER
-    return {"name": name, "distill": distill, "out": str(result.out), "convert_wall_s": round(wall, 1),
-            "parameters": parameters(checkpoint),
-            "distillation": {k: v for k, v in record.items() if k not in ("teacher", "cache_key")} or None,
-            "variants": variants}  # fmt: skip
-
-
-def parameters(folder: Path) -> int:
-    """Parameters of an HF folder's weights, read from the safetensors headers (nothing loaded)."""
-    from safetensors import safe_open
-
-    total = 0
-    for file in folder.glob("*.safetensors"):
-        with safe_open(str(file), "np") as weights:
-            for key in weights.keys():  # noqa: SIM118 (a safe_open handle, not a dict)
-                count = 1
-                for dim in weights.get_slice(key).get_shape():
-                    count *= int(dim)
-                total += count
-    return total
+    record = built.pop("distillation")
+    return {"name": name, "distill": distill, **built, "parameters": parameter_count(checkpoint),
+            "distillation": {k: v for k, v in record.items() if k not in ("teacher", "cache_key")} or None}  # fmt: skip
 
 
 def build(args: argparse.Namespace) -> dict:
