@@ -42,6 +42,10 @@ CALIBRATION_SETS = {
 }
 
 
+AUTO_NODES = (4, 8, 16, 24, 32)
+AUTO_ROUNDS_NODES = (16, 24, 32)
+
+
 def _leading(blocks: int) -> dict[str, Any]:
     """The stem and the first ``blocks`` MBConv blocks in FP32 (block 0 has 2 convs, the others 3), and the
     classifier: the variant's own ``exclude_leading_convs`` option."""
@@ -77,6 +81,21 @@ SETTINGS: list[tuple[str, str, dict[str, Any], tuple[int, bool] | None]] = [
     ("stem + first 6 blocks + classifier FP32", "other-96", _leading(6), None),
     ("stem + first 12 blocks + classifier FP32", "other-96", _leading(12), None),
     ("stem + first 2 blocks + classifier FP32, 192 crops", "other-192", _leading(2), None),
+    # Sensitivity-guided (edgekit.quantize.sensitivity): the N nodes whose FP32 most raises the logits' SQNR on
+    # 32 of the calibration crops, each measured alone; the scored photos are never looked at.
+    *[
+        (f"auto_fp32: {n} most sensitive nodes FP32", "other-96", {"auto_fp32": {"max_nodes": n}}, None)
+        for n in AUTO_NODES
+    ],
+    *[
+        (
+            f"auto_fp32: {n} nodes FP32, greedy in 4 rounds",
+            "other-96",
+            {"auto_fp32": {"max_nodes": n, "rounds": 4}},
+            None,
+        )
+        for n in AUTO_ROUNDS_NODES
+    ],  # fmt: skip
 ]
 
 
@@ -140,15 +159,57 @@ def build_setting(number: int, reference: Path, evaluate: list, truth: np.ndarra
     record = {}
     if not folder.exists():
         record = build("ort-int8-static", given, reference, calibration_set(calibration), folder)
-        (folder.parent / f"{folder.name}.build.json").write_text(json.dumps({"build_s": record["build_s"]}))
+        auto = record["settings"].get("auto_fp32")  # convert puts it in the manifest's metrics.build
+        (folder.parent / f"{folder.name}.build.json").write_text(json.dumps({"build_s": record["build_s"],
+                                                                             "auto_fp32": auto}))  # fmt: skip
     from edgekit.runtime import EdgeModel
 
     logits = np.asarray(EdgeModel.load(folder).logits(evaluate), dtype=np.float32)
-    build_s = json.loads((folder.parent / f"{folder.name}.build.json").read_text())["build_s"]
+    built = json.loads((folder.parent / f"{folder.name}.build.json").read_text())
+    build_s, auto = built["build_s"], built.get("auto_fp32")
     shown = {k: v for k, v in given.items() if k != "exclude_nodes"}
+    excluded = len(auto["chosen"]) if auto else len(given.get("exclude_nodes", []))
     return {"number": number, "setting": label, "calibration": calibration, "options": shown, "tail": tail,
-            "excluded_nodes": len(given.get("exclude_nodes", [])), "folder": folder.name, "build_s": build_s,
+            "excluded_nodes": excluded, "folder": folder.name, "build_s": build_s, "auto_fp32": auto,
+            "runtime_float_convs": runtime_float_convs(folder / "model.onnx"),
+            "calibration_sqnr_db": calibration_sqnr(reference, folder / "model.onnx"),
             **score(logits, truth, names)}  # fmt: skip
+
+
+_SCORED: dict[str, Any] = {}
+
+
+def calibration_sqnr(reference: Path, model: Path) -> float:
+    """Logit SQNR (dB) vs ONNX FP32 on the 32 calibration crops that ``auto_fp32`` scores by default (seed 0):
+    the measure the automatic choice maximises, for every row, next to the photos' top-5."""
+    from edgekit.quantize.calibration import calibration_feeds
+    from edgekit.quantize.sensitivity import AutoFp32, model_logits, scoring_feeds, sqnr_db
+
+    if not _SCORED:
+        feeds = calibration_feeds(reference, calibration_set("other-96"))
+        _SCORED["feeds"] = scoring_feeds(feeds, AutoFp32(max_nodes=1))[1]
+        _SCORED["truth"] = model_logits(reference / "model.onnx", _SCORED["feeds"])
+    return round(sqnr_db(_SCORED["truth"], model_logits(model, _SCORED["feeds"])), 2)
+
+
+def runtime_float_convs(model: Path) -> int:
+    """Convolutions ONNX Runtime runs in FP32 after its own graph optimisation (the runtime's level): its
+    WeightBiasQuantization pass re-quantizes (per-tensor) an FP32 Conv that sits between a DequantizeLinear
+    and a QuantizeLinear, so a node kept FP32 in the file is not always FP32 when it runs."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as scratch:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")
+        options.log_severity_level = 3
+        ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath).graph
+    return sum(1 for node in graph.node if node.op_type in ("Conv", "FusedConv") or "Conv" in node.op_type
+               and not node.op_type.startswith("QLinear"))  # fmt: skip
 
 
 def latency(folders: dict[str, Path], feed: dict, rounds: int, runs: int) -> dict[str, float]:
@@ -213,14 +274,25 @@ def write(out: Path, rows: list[dict], fp32_ms: float, margins: list[dict], args
     lines = ["# ORT static INT8 settings for EfficientNet-Lite0's ImageNet top-5 on 9 real photos", "",
              f"Reference: PyTorch FP32. ONNX FP32 batch-1 p50 {fp32_ms:.2f} ms (same interleaved run).", "",
              "| # | setting | calibration | top-5 kept /45 | top-1 kept /9 | Kendall tau | Spearman rho | "
-             "RMS Δlogit | p50 ms | vs default INT8 | build s |", "|---" * 11 + "|"]  # fmt: skip
+             "RMS Δlogit | SQNR dB (32 calib. crops) | FP32 convs at run time | p50 ms | vs default INT8 | build s |",
+             "|---" * 13 + "|"]  # fmt: skip
     for r in rows:
         lines.append(f"| {r['number']} | {r['setting']} | {r['calibration']} | {r['top5_kept']} | {r['top1_kept']} | "
-                     f"{r['kendall_tau']:.3f} | {r['spearman_rho']:.3f} | {r['rms_dlogit']} | {r['p50_ms']:.2f} | "
+                     f"{r['kendall_tau']:.3f} | {r['spearman_rho']:.3f} | {r['rms_dlogit']} | "
+                     f"{r['calibration_sqnr_db']} | {r['runtime_float_convs']} | {r['p50_ms']:.2f} | "
                      f"{r['p50_ms'] / default:.2f}x | {r['build_s']} |")  # fmt: skip
     lines += ["", "FP32 logit gaps at the top-5 boundary (PyTorch):", "", "| photo | rank 4 - 5 | rank 5 - 6 |",
-              "|---|---|---|", *[f"| {m['photo']} | {m['gap_4_5']} | {m['gap_5_6']} |" for m in margins], "",
-              "Misses (label left the top-5 / label came in, FP32 ranks, FP32 logit gap):", ""]  # fmt: skip
+              "|---|---|---|", *[f"| {m['photo']} | {m['gap_4_5']} | {m['gap_5_6']} |" for m in margins]]  # fmt: skip
+    lines += ["", "Nodes kept FP32 by `auto_fp32` (logit SQNR gain in dB when each alone is FP32, on 32 calibration "
+              "crops; greedy rows: the gain in the round that chose it):", ""]  # fmt: skip
+    for r in rows:
+        if r.get("auto_fp32"):
+            auto = r["auto_fp32"]
+            picks = ", ".join(f"{c['node'].replace('/model/', '').replace('/Conv', '')} {c['gain_db']}"
+                              for c in auto["chosen"])  # fmt: skip
+            lines.append(f"- #{r['number']} ({auto['all_int8_sqnr_db']} → {auto['result_sqnr_db']} dB, "
+                         f"{auto['candidates']} candidates): {picks}")  # fmt: skip
+    lines += ["", "Misses (label left the top-5 / label came in, FP32 ranks, FP32 logit gap):", ""]
     for r in rows:
         for m in r["misses"]:
             lines.append(f"- #{r['number']} {m['photo']}: {m['left']} (FP32 rank {m['left_fp32_rank']}, INT8 "

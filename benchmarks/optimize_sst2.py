@@ -40,7 +40,7 @@ def settings(args: argparse.Namespace, bench: bool) -> SearchSettings:
         model=require(SST2_TEACHER, "The SST-2 teacher"), data=dev,
         train_data=require(SST2 / "train.tsv", "SST-2 train"),
         out=WORK / f"search-{args.max_train_rows or 'all'}-rows", target="host",
-        max_accuracy_drop=args.max_accuracy_drop, depths=[4, 3, 2],
+        max_accuracy_drop=args.max_accuracy_drop, depths=[int(d) for d in args.depths.split(",")],
         variants=["onnx-fp32", "ort-int8-dynamic", "ov-int8"], max_train_rows=args.max_train_rows, epochs=1.0,
         threads=args.threads, trial_bench_runs=0, bench=bench, bench_runs=len(read_text_dataset(dev).texts),
         bench_rounds=args.rounds, prunes=[parse_prune(p) for p in args.prune],
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-train-rows", type=int, help="distil on a seeded subset (default: all 67,349 rows)")
     parser.add_argument("--max-accuracy-drop", type=float, default=1.0)
+    parser.add_argument("--depths", default="4,3,2", help="student depths, deepest first")
     parser.add_argument("--prune", action="append", default=[], help="also pruned students, e.g. ffn=0.5 (repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "optimize-sst2.json")
     args = parser.parse_args()

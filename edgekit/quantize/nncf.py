@@ -17,6 +17,7 @@ def nncf_int8(
     model_type: str | None = "TRANSFORMER",
     preset: str | None = None,
     fast_bias_correction: bool = True,
+    ignored: dict[str, list[str]] | None = None,
 ) -> None:
     """Quantize with ``model_type=TRANSFORMER`` (keeps sensitive ops such as softmax in FP) for
     transformers; ``model_type=None`` is NNCF's default scheme, the one for CNNs.
@@ -24,7 +25,9 @@ def nncf_int8(
     With ``validation`` (feeds and label ids), runs ``quantize_with_accuracy_control``:
     layers are reverted to FP32 until the accuracy drop is at most ``max_drop`` (absolute,
     0.01 = one point). ``preset`` ("performance" or "mixed") and ``fast_bias_correction`` are
-    passed to NNCF as they are (None: NNCF's default preset for the model type).
+    passed to NNCF as they are (None: NNCF's default preset for the model type). ``ignored``: NNCF's
+    ``IgnoredScope`` fields (``names``, ``patterns``, ``types``): those operations stay in FP32; a name or
+    pattern that matches nothing in the graph is an error (``validate=True``), not a silent no-op.
     """
     try:
         import nncf
@@ -38,6 +41,8 @@ def nncf_int8(
     if preset is not None:  # PERFORMANCE: symmetric activations; MIXED: asymmetric ones (after ReLU6, skewed)
         kind["preset"] = getattr(nncf.QuantizationPreset, preset.upper())
     kind["fast_bias_correction"] = fast_bias_correction
+    if ignored and any(ignored.values()):  # mixed precision: NNCF's own scope of operations left in FP32
+        kind["ignored_scope"] = nncf.IgnoredScope(**ignored, validate=True)
     try:
         if validation is None:
             quantized = nncf.quantize(model, calibration, subset_size=len(feeds), **kind)

@@ -18,6 +18,7 @@ from typing import Literal
 
 from edgekit.errors import ExportError
 from edgekit.quantize.calibration import Feed, FeedReader
+from edgekit.quantize.sensitivity import AutoFp32
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 
@@ -56,6 +57,9 @@ class StaticTuning:
     symmetric_activations: bool = False
     percentile: float = 99.999
     exclude_leading_convs: int = 0
+    # Sensitivity-guided: the nodes whose FP32 most improves the logits, measured on the calibration
+    # inputs (edgekit.quantize.sensitivity).
+    auto_fp32: AutoFp32 | None = None
 
 
 def _excluded_nodes(model_path: Path, tuning: StaticTuning) -> list[str]:
@@ -132,43 +136,79 @@ def quantize_static_int8(
     reduce_range: bool,
     signed_activations: bool,
     tuning: StaticTuning | None = None,
-) -> None:
-    """QDQ static INT8: activation ranges calibrated on real inputs.
+) -> dict:
+    """QDQ static INT8: activation ranges calibrated on real inputs. Returns the ``auto_fp32`` record
+    (the nodes chosen and their scores; empty without that option).
 
     Pre-processing runs without symbolic shape inference, which fails on these graphs
     ("Incomplete symbolic shape inference"); ONNX shape inference and graph clean-up still run.
     """
-    from onnxruntime.quantization import CalibrationMethod as OrtMethod
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     tuning = tuning or StaticTuning()
-    methods = {"minmax": OrtMethod.MinMax, "entropy": OrtMethod.Entropy, "percentile": OrtMethod.Percentile}
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         try:
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-            quantize_static(
-                str(prepared),
-                str(target),
-                FeedReader(feeds),
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=op_types,
-                per_channel=per_channel,
-                reduce_range=reduce_range,
-                # U8 activations suit x86 (u8*s8 instructions); Arm prefers S8S8 in QDQ.
-                activation_type=QuantType.QInt8 if signed_activations else QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=methods[method],
-                nodes_to_exclude=_excluded_nodes(prepared, tuning),
-                extra_options={
-                    "CalibTensorRangeSymmetric": False,
-                    "CalibPercentile": tuning.percentile,
-                    "ActivationSymmetric": tuning.symmetric_activations,
-                },  # fmt: skip
-            )
         except Exception as exc:
             raise ExportError(f"ONNX Runtime static quantization failed: {exc}") from exc
+        settings = (feeds, method, op_types, per_channel, reduce_range, signed_activations, tuning)
+        excluded = _excluded_nodes(prepared, tuning)
+        if tuning.auto_fp32 is None:
+            _quantize_qdq(prepared, target, excluded, *settings)
+            return {}
+        from edgekit.quantize.sensitivity import choose_nodes, model_logits, read_fp32_inputs, scoring_feeds, sqnr_db
+
+        scored = scoring_feeds(feeds, tuning.auto_fp32)[1]  # refuses an empty set before any work
+
+        def quantize(out: Path, names: list[str]) -> None:
+            _quantize_qdq(prepared, out, names, *settings)
+
+        found = choose_nodes(prepared, feeds, tuning.auto_fp32, excluded, quantize, Path(scratch))
+        _quantize_qdq(prepared, target, excluded + found.chosen, *settings)
+        found.rewired = read_fp32_inputs(prepared, target, found.chosen)
+        found.result_sqnr_db = sqnr_db(model_logits(prepared, scored), model_logits(target, scored))
+        return found.record()
+
+
+def _quantize_qdq(
+    prepared: Path,
+    target: Path,
+    excluded: list[str],
+    feeds: list[Feed],
+    method: CalibrationMethod,
+    op_types: list[str],
+    per_channel: bool,
+    reduce_range: bool,
+    signed_activations: bool,
+    tuning: StaticTuning,
+) -> None:
+    from onnxruntime.quantization import CalibrationMethod as OrtMethod
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    methods = {"minmax": OrtMethod.MinMax, "entropy": OrtMethod.Entropy, "percentile": OrtMethod.Percentile}
+    try:
+        quantize_static(
+            str(prepared),
+            str(target),
+            FeedReader(feeds),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=op_types,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            # U8 activations suit x86 (u8*s8 instructions); Arm prefers S8S8 in QDQ.
+            activation_type=QuantType.QInt8 if signed_activations else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[method],
+            nodes_to_exclude=excluded,
+            extra_options={
+                "CalibTensorRangeSymmetric": False,
+                "CalibPercentile": tuning.percentile,
+                "ActivationSymmetric": tuning.symmetric_activations,
+            },  # fmt: skip
+        )
+    except Exception as exc:
+        raise ExportError(f"ONNX Runtime static quantization failed: {exc}") from exc
 
 
 def convert_fp16(source: Path, target: Path, keep_io_types: bool = True) -> None:

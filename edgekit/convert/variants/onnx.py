@@ -64,6 +64,13 @@ class OrtInt8Dynamic(VariantKind):
         return BuildOutput("model.onnx", {"per_channel": per_channel, "reduce_range": reduce_range, **fusion, **why})
 
 
+class AutoFp32Options(VariantOptions):
+    max_nodes: int = Field(ge=1, description="at most this many quantized nodes kept in FP32, the most damaging")
+    samples: int = Field(32, ge=1, description="calibration inputs the logit error is measured on")
+    seed: int = Field(0, ge=0, description="draws the scored calibration inputs")
+    rounds: int = Field(1, ge=1, le=64, description="greedy rounds: re-score after each round's picks")
+
+
 class StaticOptions(IntegerOptions):
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     # The recipe's task sets the default (recipe_defaults): MatMul for transformers, every operator for CNNs.
@@ -76,6 +83,8 @@ class StaticOptions(IntegerOptions):
     symmetric_activations: bool = Field(False, description="activation ranges symmetric around zero")
     percentile: float = Field(99.999, gt=90, le=100, description="kept by calibration_method percentile")
     exclude_leading_convs: int = Field(0, ge=0, description="keep every node before the (N+1)-th Conv in FP32")
+    # Sensitivity-guided mixed precision (edgekit.quantize.sensitivity).
+    auto_fp32: AutoFp32Options | None = Field(None, description="keep the nodes whose FP32 most improves the logits")
 
 
 class OrtInt8Static(VariantKind):
@@ -97,15 +106,18 @@ class OrtInt8Static(VariantKind):
 
     def build(self, ctx: BuildContext, folder: Path, options: StaticOptions) -> BuildOutput:
         from edgekit.quantize.ort import StaticTuning, quantize_static_int8
+        from edgekit.quantize.sensitivity import AutoFp32
 
         per_channel, reduce_range = ctx.per_channel(options.per_channel), ctx.reduce_range(options.reduce_range)
         signed = ctx.target.arch != "x86_64"  # u8 activations suit x86's VNNI/AVX2 kernels, s8 ARM's
+        auto = AutoFp32(**options.auto_fp32.model_dump()) if options.auto_fp32 else None
         tuning = StaticTuning(tuple(options.exclude_nodes), options.exclude_depthwise, options.exclude_first_conv,
                               options.exclude_last_matmul, options.symmetric_activations,
-                              options.percentile, exclude_leading_convs=options.exclude_leading_convs)  # fmt: skip
-        quantize_static_int8(ctx.reference_onnx, folder / "model.onnx", ctx.feeds(), options.calibration_method,
-                             options.op_types, per_channel, reduce_range, signed_activations=signed,
-                             tuning=tuning)  # fmt: skip
+                              options.percentile, exclude_leading_convs=options.exclude_leading_convs,
+                              auto_fp32=auto)  # fmt: skip
+        chosen = quantize_static_int8(ctx.reference_onnx, folder / "model.onnx", ctx.feeds(),
+                                      options.calibration_method, options.op_types, per_channel, reduce_range,
+                                      signed_activations=signed, tuning=tuning)  # fmt: skip
         settings = {
             "format": "QDQ",
             "calibration_method": options.calibration_method,
@@ -118,6 +130,8 @@ class OrtInt8Static(VariantKind):
         }
         if options.calibration_method == "percentile":
             settings["percentile"] = options.percentile
+        if chosen:  # the nodes the sensitivity search kept in FP32, with their measured gains
+            settings["auto_fp32"] = chosen
         return BuildOutput("model.onnx", settings)
 
 

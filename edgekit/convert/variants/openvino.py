@@ -50,6 +50,10 @@ class NncfOptions(VariantOptions):
         None, description="symmetric (performance) or asymmetric (mixed) activations; None: NNCF's choice"
     )
     fast_bias_correction: bool = Field(True, description="False: the slower, more exact bias correction")
+    # Mixed precision: NNCF's ignored_scope (operations of the OpenVINO IR, named after the ONNX nodes).
+    ignored_names: list[str] = Field(default_factory=list, description="operation names NNCF keeps in FP32")
+    ignored_patterns: list[str] = Field(default_factory=list, description="regexes of operation names kept FP32")
+    ignored_types: list[str] = Field(default_factory=list, description="OpenVINO op types kept FP32")
 
 
 class OvInt8(VariantKind):
@@ -82,6 +86,9 @@ class OvInt8(VariantKind):
         settings: dict[str, Any] = {"tool": "nncf", "model_type": model_type or "default"}
         tuning = {"preset": options.preset, "fast_bias_correction": options.fast_bias_correction}
         settings.update(tuning)
+        ignored = {"names": options.ignored_names, "patterns": options.ignored_patterns, "types": options.ignored_types}
+        if any(ignored.values()):
+            settings["ignored_scope"] = ignored
         settings["calibration_samples"] = len(ctx.feeds())
         validation = None
         if options.accuracy_control:
@@ -95,5 +102,5 @@ class OvInt8(VariantKind):
             fp32_xml = Path(scratch) / "fp32.xml"
             onnx_to_openvino(ctx.reference_onnx, fp32_xml, compress_to_fp16=False)
             nncf_int8(fp32_xml, folder / "model.xml", ctx.feeds(), validation, options.max_drop / 100, model_type,
-                      **tuning)  # fmt: skip
+                      **tuning, ignored=ignored)  # fmt: skip
         return BuildOutput("model.xml", settings)
