@@ -238,7 +238,7 @@ def test_two_fp32_nodes_reading_one_tensor_share_its_fp32_copy(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from edgekit.quantize.ort import StaticTuning, _quantize_qdq
+    from edgekit.quantize.ort import StaticTuning, _QdqSettings, _quantize_qdq
     from edgekit.quantize.sensitivity import model_logits, read_fp32_inputs, with_node_in_fp32
     from edgekit.tasks.image_classification import STATIC_OP_TYPES
 
@@ -260,8 +260,8 @@ def test_two_fp32_nodes_reading_one_tensor_share_its_fp32_copy(tmp_path):
     source, quantized = tmp_path / "branch.onnx", tmp_path / "branch-int8.onnx"
     onnx.save(model, str(source))
     feeds = _feeds(6)
-    _quantize_qdq(source, quantized, ["conv_b", "conv_c"], feeds, "minmax", list(STATIC_OP_TYPES), True, False,
-                  False, StaticTuning())  # fmt: skip
+    qdq = _QdqSettings(feeds, "minmax", list(STATIC_OP_TYPES), True, False, False, StaticTuning())
+    _quantize_qdq(source, quantized, ["conv_b", "conv_c"], qdq)
     assert read_fp32_inputs(source, quantized, ["conv_b", "conv_c"]) == 2
     rewired = onnx.load(str(quantized))
     onnx.checker.check_model(rewired)  # unique names, topological order
@@ -269,8 +269,7 @@ def test_two_fp32_nodes_reading_one_tensor_share_its_fp32_copy(tmp_path):
     assert _reads_fp32(quantized, "conv_b") and _reads_fp32(quantized, "conv_c")
     assert np.isfinite(model_logits(quantized, feeds)).all()
     # A later greedy round: conv_b already FP32, conv_c scored on top of it reuses the same FP32 copy.
-    _quantize_qdq(source, quantized, ["conv_b"], feeds, "minmax", list(STATIC_OP_TYPES), True, False, False,
-                  StaticTuning())  # fmt: skip
+    _quantize_qdq(source, quantized, ["conv_b"], qdq)
     read_fp32_inputs(source, quantized, ["conv_b"])
     base = onnx.load(str(quantized))
     conv_c = next(n for n in base.graph.node if n.name == "conv_c")

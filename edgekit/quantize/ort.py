@@ -152,37 +152,40 @@ def quantize_static_int8(
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         except Exception as exc:
             raise ExportError(f"ONNX Runtime static quantization failed: {exc}") from exc
-        settings = (feeds, method, op_types, per_channel, reduce_range, signed_activations, tuning)
+        qdq = _QdqSettings(feeds, method, op_types, per_channel, reduce_range, signed_activations, tuning)
         excluded = _excluded_nodes(prepared, tuning)
         if tuning.auto_fp32 is None:
-            _quantize_qdq(prepared, target, excluded, *settings)
+            _quantize_qdq(prepared, target, excluded, qdq)
             return {}
         from edgekit.quantize.sensitivity import choose_nodes, model_logits, read_fp32_inputs, scoring_feeds, sqnr_db
 
         scored = scoring_feeds(feeds, tuning.auto_fp32)[1]  # refuses an empty set before any work
 
         def quantize(out: Path, names: list[str]) -> None:
-            _quantize_qdq(prepared, out, names, *settings)
+            _quantize_qdq(prepared, out, names, qdq)
 
         found = choose_nodes(prepared, feeds, tuning.auto_fp32, excluded, quantize, Path(scratch))
-        _quantize_qdq(prepared, target, excluded + found.chosen, *settings)
+        _quantize_qdq(prepared, target, excluded + found.chosen, qdq)
         found.rewired = read_fp32_inputs(prepared, target, found.chosen)
         found.result_sqnr_db = sqnr_db(model_logits(prepared, scored), model_logits(target, scored))
         return found.record()
 
 
-def _quantize_qdq(
-    prepared: Path,
-    target: Path,
-    excluded: list[str],
-    feeds: list[Feed],
-    method: CalibrationMethod,
-    op_types: list[str],
-    per_channel: bool,
-    reduce_range: bool,
-    signed_activations: bool,
-    tuning: StaticTuning,
-) -> None:
+@dataclass(frozen=True)
+class _QdqSettings:
+    """Everything one QDQ quantization run takes besides its input, output and excluded nodes
+    (the sensitivity search re-runs it with different exclusions)."""
+
+    feeds: list[Feed]
+    method: CalibrationMethod
+    op_types: list[str]
+    per_channel: bool
+    reduce_range: bool
+    signed_activations: bool
+    tuning: StaticTuning
+
+
+def _quantize_qdq(prepared: Path, target: Path, excluded: list[str], qdq: _QdqSettings) -> None:
     from onnxruntime.quantization import CalibrationMethod as OrtMethod
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -191,20 +194,20 @@ def _quantize_qdq(
         quantize_static(
             str(prepared),
             str(target),
-            FeedReader(feeds),
+            FeedReader(qdq.feeds),
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=op_types,
-            per_channel=per_channel,
-            reduce_range=reduce_range,
+            op_types_to_quantize=qdq.op_types,
+            per_channel=qdq.per_channel,
+            reduce_range=qdq.reduce_range,
             # U8 activations suit x86 (u8*s8 instructions); Arm prefers S8S8 in QDQ.
-            activation_type=QuantType.QInt8 if signed_activations else QuantType.QUInt8,
+            activation_type=QuantType.QInt8 if qdq.signed_activations else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=methods[method],
+            calibrate_method=methods[qdq.method],
             nodes_to_exclude=excluded,
             extra_options={
                 "CalibTensorRangeSymmetric": False,
-                "CalibPercentile": tuning.percentile,
-                "ActivationSymmetric": tuning.symmetric_activations,
+                "CalibPercentile": qdq.tuning.percentile,
+                "ActivationSymmetric": qdq.tuning.symmetric_activations,
             },  # fmt: skip
         )
     except Exception as exc:
