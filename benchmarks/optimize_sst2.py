@@ -39,12 +39,20 @@ def settings(args: argparse.Namespace, bench: bool) -> SearchSettings:
     return SearchSettings(
         model=require(SST2_TEACHER, "The SST-2 teacher"), data=dev,
         train_data=require(SST2 / "train.tsv", "SST-2 train"),
-        out=WORK / f"search-{args.max_train_rows or 'all'}-rows", target="host",
+        out=WORK / search_folder(args), target="host",
         max_accuracy_drop=args.max_accuracy_drop, depths=[int(d) for d in args.depths.split(",")],
-        variants=["onnx-fp32", "ort-int8-dynamic", "ov-int8"], max_train_rows=args.max_train_rows, epochs=1.0,
+        variants=["onnx-fp32", "ort-int8-dynamic", "ov-int8"], max_train_rows=args.max_train_rows, epochs=args.epochs,
         threads=args.threads, trial_bench_runs=0, bench=bench, bench_runs=len(read_text_dataset(dev).texts),
         bench_rounds=args.rounds, prunes=[parse_prune(p) for p in args.prune],
+        distill={"learning_rate": args.learning_rate} if args.learning_rate else {},
     )  # fmt: skip
+
+
+def search_folder(args: argparse.Namespace) -> str:
+    """One cached search per row count and training schedule (the 1-epoch default keeps its old name)."""
+    name = f"search-{args.max_train_rows or 'all'}-rows"
+    name += f"-e{args.epochs:g}" if args.epochs != 1.0 else ""
+    return name + (f"-lr{args.learning_rate:g}" if args.learning_rate else "")
 
 
 def main() -> None:
@@ -55,6 +63,8 @@ def main() -> None:
     parser.add_argument("--max-train-rows", type=int, help="distil on a seeded subset (default: all 67,349 rows)")
     parser.add_argument("--max-accuracy-drop", type=float, default=1.0)
     parser.add_argument("--depths", default="4,3,2", help="student depths, deepest first")
+    parser.add_argument("--epochs", type=float, default=1.0, help="distillation epochs per student")
+    parser.add_argument("--learning-rate", type=float, help="distillation learning rate (default: the recipe's)")
     parser.add_argument("--prune", action="append", default=[], help="also pruned students, e.g. ffn=0.5 (repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "optimize-sst2.json")
     args = parser.parse_args()

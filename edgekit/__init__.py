@@ -8,4 +8,6 @@ runtime, ``edgekit.runtime``, is installed on devices without them.
 # ignore manifest fields they do not know).
 # 0.3.0: manifests gained `batch_invariant` and name their source instead of its path; bundles
 # record each variant's manifest sha256; outputs carry an ownership marker. Format version 1 still.
-__version__ = "0.3.0"
+# 0.3.1: fused dynamic INT8 keeps Add + LayerNormalization (no SkipLayerNormalization): a new
+# graph for the same recipe, so the version (part of every reuse key) changes and caches rebuild.
+__version__ = "0.3.1"

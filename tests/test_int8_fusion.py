@@ -14,7 +14,7 @@ from edgekit.artifact import load_manifest
 from edgekit.errors import ExportError, RecipeError
 from edgekit.targets.profiles import load_target
 
-FUSED_INT8_OPS = {"QAttention", "QEmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu"}
+FUSED_INT8_OPS = {"QAttention", "QEmbedLayerNormalization", "LayerNormalization", "BiasGelu"}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,7 @@ def test_fused_variant_builds_passes_gate_and_records_fusion(fused_bundle):
     assert "fuse_choice" not in build, "an explicit fuse: true is not a default choice"
     ops = _ops(folder / "model.onnx")
     assert ops >= FUSED_INT8_OPS and "Softmax" not in ops, sorted(ops)
+    assert "SkipLayerNormalization" not in ops, "ORT's CPU SkipLayerNormalization kernel is the slow one"
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [], "no scratch left behind"
     assert set(manifest.files) == {p.name for p in folder.iterdir() if p.name != "manifest.json"}
 
@@ -175,3 +176,27 @@ def test_default_build_records_its_choice(fused_bundle, tmp_path):
         expected = fusion_default("x86_64", profile.isa_features)
         assert build["fuse_choice"] == expected.reason and build["fused"] is expected.fuse
         assert ("QAttention" in _ops(folder / "model.onnx")) is expected.fuse
+
+
+def test_runtime_keeps_ort_from_refusing_the_slow_skip_layer_norm(fused_bundle, tmp_path):
+    """ORT would fuse Add + LayerNormalization back into SkipLayerNormalization at load; the runtime's
+    CPU session turns that fusion off (and only on the CPU provider)."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgekit.runtime.engines.onnxruntime_engine import disabled_fusions
+
+    model = fused_bundle / "ort-int8-dynamic" / "model.onnx"
+
+    def loaded_ops(disabled: list[str]) -> set[str]:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(tmp_path / f"optimized-{len(disabled)}.onnx")
+        ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
+        return {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
+
+    assert "SkipLayerNormalization" in loaded_ops([]), "ORT no longer re-fuses: the switch is not needed"
+    ops = loaded_ops(disabled_fusions(["CPUExecutionProvider"]))
+    assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops, sorted(ops)
+    assert disabled_fusions([]) == disabled_fusions(["CPUExecutionProvider"]) == ["SkipLayerNormFusion"]
+    assert disabled_fusions(["CUDAExecutionProvider", "CPUExecutionProvider"]) == []

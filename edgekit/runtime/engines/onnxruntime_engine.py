@@ -11,6 +11,17 @@ from edgekit.errors import ArtifactError
 from edgekit.runtime.engines.base import EngineSpec
 
 
+# Load-time fusions that make CPU inference slower, not faster. ORT's SkipLayerNormFusion swaps
+# Add + LayerNormalization for a contrib kernel that is a scalar loop on CPUs, measured several times
+# slower (docs/quantization.md); other providers have fast kernels for it, so it stays on there.
+CPU_SLOW_FUSIONS = ["SkipLayerNormFusion"]
+
+
+def disabled_fusions(providers: list[str]) -> list[str]:
+    """The load-time optimizers to turn off for a session on these providers (none chosen: ORT's CPU)."""
+    return list(CPU_SLOW_FUSIONS) if providers in ([], ["CPUExecutionProvider"]) else []
+
+
 class OnnxRuntimeEngine:
     """An ONNX Runtime session with its options chosen on purpose, not left to defaults."""
 
@@ -34,7 +45,8 @@ class OnnxRuntimeEngine:
         available = ort.get_available_providers()
         chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available]
         try:
-            self._session = ort.InferenceSession(str(model_path), options, providers=chosen or None)
+            self._session = ort.InferenceSession(str(model_path), options, providers=chosen or None,
+                                                 disabled_optimizers=disabled_fusions(chosen))  # fmt: skip
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ArtifactError(f"ONNX Runtime could not load {model_path}: {exc}") from exc
         output = self._session.get_outputs()[0]
