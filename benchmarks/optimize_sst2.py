@@ -5,7 +5,9 @@ ORT dynamic INT8 and OpenVINO INT8, a 1.0-point budget on SST-2 dev.
     python benchmarks/optimize_sst2.py --rounds 3     # reuses every trial; the final interleaved benchmark
 
 Students are distilled on all 67,349 SST-2 train rows (1 epoch) unless --max-train-rows N; each
-row count has its own cached search folder. --prune ffn=0.5 adds pruned students to the search.
+row count has its own cached search folder. --prune ffn=0.5 adds pruned students to the search
+(--prune 3:ffn=0.5: the 3-layer one only); --extra NAME=ARTIFACT times an artifact built elsewhere
+(e.g. a longer-trained student) in the same final run.
 
 The timing part measures the search's survivors, the PyTorch FP32 teacher and Optimum's one-line
 INT8 (`optimum-cli onnxruntime quantize --avx2`, built as in quantization_sst2.py) in ONE run: batch 1,
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0, help="distillation epochs per student")
     parser.add_argument("--learning-rate", type=float, help="distillation learning rate (default: the recipe's)")
     parser.add_argument("--prune", action="append", default=[], help="also pruned students, e.g. ffn=0.5 (repeatable)")
+    parser.add_argument("--extra", action="append", default=[], help="NAME=ARTIFACT also timed in the final run")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "optimize-sst2.json")
     args = parser.parse_args()
 
@@ -77,7 +80,7 @@ def main() -> None:
     search = settings(args, bench=True)
     anchor = WORK / "optimum-avx2-artifact"
     require(anchor, "The Optimum anchor (run with --build-only first)")
-    search.baselines = {ANCHOR: str(anchor)}
+    search.baselines = {ANCHOR: str(anchor), **dict(extra.split("=", 1) for extra in args.extra)}
     result = run_search(search, ConsoleReporter())
     document = json.loads((result.out / "optimize.json").read_text())
     host = detect_host()

@@ -167,7 +167,11 @@ def test_bad_inputs_give_clear_errors(tmp_path, trained_tiny_dir, tiny_artifact,
         parse_depths("four", 6)
     with pytest.raises(RecipeError, match="heads"):
         parse_prune("heads=1.5")
-    assert parse_prune("heads=0.5,ffn=0.25") == (("ffn", 0.25), ("heads", 0.5))
+    assert parse_prune("heads=0.5,ffn=0.25") == (None, (("ffn", 0.25), ("heads", 0.5)))
+    assert parse_prune("3:ffn=0.5") == (3, (("ffn", 0.5),))
+    for bad in ("x:ffn=0.5", "0:ffn=0.5", "3:", "3:ffn=2"):
+        with pytest.raises(RecipeError, match="--prune"):
+            parse_prune(bad)
 
 
 def test_hostile_trial_files_are_never_trusted(tmp_path):
@@ -246,3 +250,27 @@ def test_the_recommendation_is_the_fastest_within_the_floor(points, floor):
     assert best in within and best.p50_ms == min(p.p50_ms for p in within)
     ties = [p for p in within if p.p50_ms == best.p50_ms]
     assert best.accuracy == max(p.accuracy for p in ties)
+
+
+@pytest.mark.parametrize("rate", ["0", "-1e-4", "nan"])
+def test_a_bad_learning_rate_stops_before_any_trial(tmp_path, trained_tiny_dir, sentiment_eval, train_tsv, rate):
+    from typer.testing import CliRunner
+
+    from edgekit.cli import app
+
+    out = tmp_path / "lr"
+    args = ["optimize", "--model", str(trained_tiny_dir), "--data", str(sentiment_eval), "--train-data",
+            str(train_tsv), "--out", str(out), "--learning-rate", rate]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "--learning-rate must be a positive number" in result.output
+    assert not out.exists(), "nothing may be written before the settings are checked"
+
+
+def test_pruning_can_be_limited_to_one_depth():
+    from edgekit.optimize.space import parse_prune, students
+
+    chosen = students([4, 3, 2], [parse_prune("3:ffn=0.5"), parse_prune("heads=0.5")])
+    assert [c.name for c in chosen] == ["L4", "L4-heads0.5", "L3", "L3-ffn0.5", "L3-heads0.5", "L2", "L2-heads0.5"]
+    with pytest.raises(RecipeError, match=r"depth\(s\) \[5\]"):
+        students([4, 3], [parse_prune("5:ffn=0.5")])

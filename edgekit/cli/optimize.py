@@ -35,10 +35,14 @@ def optimize(
     ] = None,
     prune: Annotated[
         list[str] | None,
-        typer.Option(help="Also try pruned students: fractions kept, e.g. heads=0.5,ffn=0.5 (repeatable)."),
+        typer.Option(help="Also try pruned students: fractions kept, e.g. heads=0.5,ffn=0.5, or 3:ffn=0.5 for the "
+                    "3-layer student only (repeatable)."),
     ] = None,
     max_train_rows: Annotated[int | None, typer.Option(help="Distil on a random subset of this many rows.")] = None,
     epochs: Annotated[float, typer.Option(help="Distillation epochs per student.")] = 1.0,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Distillation learning rate (default: the recipe default, 1e-4).")
+    ] = None,
     early_stop: Annotated[
         bool, typer.Option(help="Skip shallower students once one misses the budget in FP32.")
     ] = True,
@@ -68,6 +72,10 @@ def optimize(
     `edgekit optimize -m ./my-bert -d dev.tsv --train-data train.tsv --depths 4,3 --variants
     onnx-fp32,ort-int8-dynamic,ov-int8 --prune heads=0.5,ffn=0.5`
 
+    `edgekit optimize -m ./my-bert -d dev.tsv --train-data train.tsv --depths 4,3,2 --prune 3:ffn=0.5`
+
+    `edgekit optimize -m ./my-bert -d dev.tsv --train-data train.tsv --depths 2 --epochs 3 --learning-rate 2e-4`
+
     `edgekit optimize -m ./my-bert -d dev.tsv --train-data train.tsv --ray auto`
     """
     from edgekit.optimize.search import SearchSettings, run_search
@@ -75,12 +83,15 @@ def optimize(
     from edgekit.progress import ConsoleReporter
 
     _check_bench(bench_runs, bench_rounds)
+    if learning_rate is not None and not learning_rate > 0:  # before the teacher trial, not after it
+        raise RecipeError(f"--learning-rate must be a positive number, not {learning_rate}.")
     settings = SearchSettings(
         model=model, data=data, train_data=train_data, out=out, target=target, max_accuracy_drop=max_accuracy_drop,
         budget_minutes=budget_minutes, variants=[v.strip() for v in variants.split(",") if v.strip()] if variants
         else None, prunes=[parse_prune(p) for p in prune or []], max_train_rows=max_train_rows, epochs=epochs,
         early_stop=early_stop, students_only=students_only, ray=ray, threads=threads, bench=bench,
         bench_runs=bench_runs, bench_rounds=bench_rounds,
+        distill={"learning_rate": learning_rate} if learning_rate is not None else {},
     )  # fmt: skip
     if depths is not None:
         settings.depths = parse_depths(depths, check_teacher(str(model)))

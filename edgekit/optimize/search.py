@@ -18,6 +18,7 @@ from edgekit.optimize.executor import Executor, make_executor
 from edgekit.optimize.measure import Candidate, collect, final_benchmark, to_measure
 from edgekit.optimize.pareto import Point, pareto_set, recommend
 from edgekit.optimize.plan import Plan, TrialEntry
+from edgekit.optimize.space import PruneChoice
 from edgekit.progress import Reporter, SilentReporter
 
 
@@ -38,7 +39,7 @@ class SearchSettings:
     budget_minutes: float | None = None
     depths: list[int] | None = None  # None: from the teacher's layer count
     variants: list[str] | None = None  # None: what the target runs and this machine has
-    prunes: list[tuple[tuple[str, float], ...]] = field(default_factory=list)
+    prunes: list[PruneChoice] = field(default_factory=list)  # (depth or None: all, fractions kept)
     max_train_rows: int | None = None
     epochs: float = 1.0
     early_stop: bool = True

@@ -88,9 +88,21 @@ def parse_depths(text: str, layers: int) -> list[int]:
     return sorted(set(depths), reverse=True)
 
 
-def parse_prune(text: str) -> tuple[tuple[str, float], ...]:
-    """``heads=0.5,ffn=0.5`` -> (("ffn", 0.5), ("heads", 0.5)): the fractions *kept* by structured
-    pruning, checked by the recipe's own ``distill.prune`` model (docs/pruning.md)."""
+# A pruning setting of the search: the student depth it applies to (None: every depth) and the sorted
+# (part, fraction kept) pairs.
+PruneChoice = tuple[int | None, tuple[tuple[str, float], ...]]
+
+
+def parse_prune(text: str) -> PruneChoice:
+    """``heads=0.5,ffn=0.5`` -> (None, (("ffn", 0.5), ("heads", 0.5))): the fractions *kept* by structured
+    pruning at every depth, checked by the recipe's own ``distill.prune`` model (docs/pruning.md);
+    ``3:ffn=0.5`` prunes only the 3-layer student."""
+    depth_text, colon, rest = text.partition(":")
+    depth = None
+    if colon:
+        if not depth_text.strip().isdigit() or int(depth_text) < 1:
+            raise RecipeError(f"--prune {text}: the part before ':' must be a student depth (e.g. 3:ffn=0.5).")
+        depth, text = int(depth_text), rest
     pairs: dict[str, float] = {}
     for part in (p.strip() for p in text.split(",") if p.strip()):
         name, _, value = part.partition("=")
@@ -110,7 +122,7 @@ def parse_prune(text: str) -> tuple[tuple[str, float], ...]:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise RecipeError(f"--prune {text}: {problems} (parts: heads, ffn; fractions kept in (0, 1]).") from None
-    return tuple(sorted(pairs.items()))
+    return depth, tuple(sorted(pairs.items()))
 
 
 def check_pruning_available() -> None:
@@ -120,9 +132,14 @@ def check_pruning_available() -> None:
         raise RecipeError("This edgekit has no structured pruning stage (distill.prune) yet: drop --prune.")
 
 
-def students(depths: list[int], prunes: list[tuple[tuple[str, float], ...]]) -> list[ModelCandidate]:
-    """Deepest first; at each depth the unpruned student, then each pruning setting."""
-    return [ModelCandidate(d, p) for d in depths for p in [None, *prunes]]
+def students(depths: list[int], prunes: list[PruneChoice]) -> list[ModelCandidate]:
+    """Deepest first; at each depth the unpruned student, then each pruning setting for that depth."""
+    stray = sorted({d for d, _ in prunes if d is not None and d not in depths})
+    if stray:
+        raise RecipeError(f"--prune names student depth(s) {stray}, which the search does not train "
+                          f"(depths {depths}); add them to --depths or drop the 'DEPTH:' prefix.")  # fmt: skip
+    return [ModelCandidate(d, p) for d in depths for p in [None, *(pairs for only, pairs in prunes
+                                                                    if only in (None, d))]]  # fmt: skip
 
 
 def default_variants(target: Any) -> list[str]:
