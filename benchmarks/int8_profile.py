@@ -49,6 +49,8 @@ FORMS: dict[str, dict[str, Any]] = {
 PROBES: dict[str, dict[str, Any]] = {
     "int8-fused-u8-weights": {"weight_type": "QUInt8"},
     "int8-fused-fp32-embeddings": {"op_types_to_quantize": ["MatMul", "Attention"]},
+    # edgekit 0.3.0's fused graph: ORT's CPU SkipLayerNormalization kernel instead of Add + LayerNormalization
+    "int8-fused-skiplayernorm": {"skip_layer_norm": True},
 }
 AVX2_CAP = (("ONEDNN_MAX_CPU_ISA", "AVX2"),)
 
@@ -97,9 +99,10 @@ def build_probe(reference: Path, name: str, kwargs: dict[str, Any]) -> Path:
     if (out / "manifest.json").is_file():
         return out
     options = {**kwargs, "weight_type": getattr(QuantType, kwargs.get("weight_type", "QInt8"))}
+    skip_layer_norm = options.pop("skip_layer_norm", False)
     with tempfile.TemporaryDirectory() as scratch:
         fused, quantized = Path(scratch) / "fused.onnx", Path(scratch) / "model.onnx"
-        fuse_transformer(reference / "model.onnx", fused, *attention_shape(reference))
+        fuse_transformer(reference / "model.onnx", fused, *attention_shape(reference), skip_layer_norm)
         quantize_dynamic(str(fused), str(quantized), per_channel=True, reduce_range=False,
                          extra_options={"DefaultTensorType": 1}, **options)  # fmt: skip
         return package_foreign_onnx(quantized, reference, out, "int8", f"quantize_dynamic {kwargs} after fusion")
@@ -120,6 +123,8 @@ def profile_ops(model_file: Path, feeds: list[dict], threads: int, skip: int = 2
     """Kernel time per operator type over batch-1 runs (the first ``skip`` runs are warm-up, not counted)."""
     import onnxruntime as ort
 
+    from edgekit.runtime.engines.onnxruntime_engine import disabled_fusions
+
     with tempfile.TemporaryDirectory() as scratch:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # as the runtime engine
@@ -127,7 +132,8 @@ def profile_ops(model_file: Path, feeds: list[dict], threads: int, skip: int = 2
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(scratch) / "trace")
-        session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"],
+                                       disabled_optimizers=disabled_fusions(["CPUExecutionProvider"]))  # fmt: skip
         for feed in feeds:
             session.run(None, feed)
         events = json.loads(Path(session.end_profiling()).read_text())

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from common import REPO, dump
 from onnx import TensorProto, helper, numpy_helper
@@ -93,7 +92,8 @@ def main() -> None:
             for threads in (1, 2):
                 samples.setdefault((name, threads), []).extend(measure(model, feed, threads, args.calls))
     rows = [{"case": name, "threads": threads, "median_us": round(float(np.median(values)), 1),
-             "p90_us": round(float(np.percentile(values, 90)), 1)} for (name, threads), values in samples.items()]  # fmt: skip
+             "p90_us": round(float(np.percentile(values, 90)), 1)}
+            for (name, threads), values in samples.items()]  # fmt: skip
     host = detect_host()
     dump({"host": host.to_dict(), "onnxruntime": ort.__version__, "tokens": args.tokens, "hidden": args.hidden,
           "calls_per_round": args.calls, "rounds": args.rounds, "rows": rows}, args.out)  # fmt: skip

@@ -35,8 +35,10 @@ def optimize(
     ] = None,
     prune: Annotated[
         list[str] | None,
-        typer.Option(help="Also try pruned students: fractions kept, e.g. heads=0.5,ffn=0.5, or 3:ffn=0.5 for the "
-                    "3-layer student only (repeatable)."),
+        typer.Option(
+            help="Also try pruned students: fractions kept, e.g. heads=0.5,ffn=0.5, or 3:ffn=0.5 for the "
+            "3-layer student only (repeatable)."
+        ),
     ] = None,
     max_train_rows: Annotated[int | None, typer.Option(help="Distil on a random subset of this many rows.")] = None,
     epochs: Annotated[float, typer.Option(help="Distillation epochs per student.")] = 1.0,

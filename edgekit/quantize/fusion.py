@@ -54,8 +54,11 @@ def attention_shape(reference_dir: Path) -> tuple[int, int]:
     return heads, hidden
 
 
-def fuse_transformer(source: Path, target: Path, heads: int, hidden: int) -> dict[str, int]:
+def fuse_transformer(
+    source: Path, target: Path, heads: int, hidden: int, skip_layer_norm: bool = False
+) -> dict[str, int]:
     """Write ``source`` with BERT-style fusions applied to ``target``; returns the op counts.
+    ``skip_layer_norm=True`` also makes ``SkipLayerNormalization`` (slower on CPUs; for measuring).
 
     ``opt_level=0``: the Python fusions only. ORT's own graph optimizations run again when the
     runtime loads the artifact, and an offline ORT pass would bake in this machine's kernels.
@@ -64,7 +67,7 @@ def fuse_transformer(source: Path, target: Path, heads: int, hidden: int) -> dic
     from onnxruntime.transformers.optimizer import optimize_model
 
     fusions = FusionOptions("bert")
-    fusions.enable_skip_layer_norm = False  # the slow CPU kernel: see the module docstring
+    fusions.enable_skip_layer_norm = skip_layer_norm  # off: the slow CPU kernel, see the module docstring
     try:
         model = optimize_model(str(source), model_type="bert", num_heads=heads, hidden_size=hidden,
                                opt_level=0, use_gpu=False, optimization_options=fusions)  # fmt: skip

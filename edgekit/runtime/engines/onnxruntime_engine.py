@@ -10,7 +10,6 @@ import numpy as np
 from edgekit.errors import ArtifactError
 from edgekit.runtime.engines.base import EngineSpec
 
-
 # Load-time fusions that make CPU inference slower, not faster. ORT's SkipLayerNormFusion swaps
 # Add + LayerNormalization for a contrib kernel that is a scalar loop on CPUs, measured several times
 # slower (docs/quantization.md); other providers have fast kernels for it, so it stays on there.
