@@ -42,9 +42,7 @@ def optimize(
     ] = None,
     max_train_rows: Annotated[int | None, typer.Option(help="Distil on a random subset of this many rows.")] = None,
     epochs: Annotated[float, typer.Option(help="Distillation epochs per student.")] = 1.0,
-    learning_rate: Annotated[
-        float | None, typer.Option(help="Distillation learning rate (default: the recipe default, 1e-4).")
-    ] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Distillation learning rate (default 1e-4).")] = None,
     early_stop: Annotated[
         bool, typer.Option(help="Skip shallower students once one misses the budget in FP32.")
     ] = True,
@@ -74,9 +72,7 @@ def optimize(
     `edgekit optimize -m ./my-bert -d dev.tsv --train-data train.tsv --depths 4,3 --variants
     onnx-fp32,ort-int8-dynamic,ov-int8 --prune heads=0.5,ffn=0.5`
 
-    `edgekit optimize -m ./my-bert -d dev.tsv --train-data train.tsv --depths 4,3,2 --prune 3:ffn=0.5`
-
-    `edgekit optimize -m ./my-bert -d dev.tsv --train-data train.tsv --depths 2 --epochs 3 --learning-rate 2e-4`
+    `edgekit optimize -m ./my-bert -d dev.tsv --train-data train.tsv --depths 3,2 --prune 3:ffn=0.5 --epochs 3`
 
     `edgekit optimize -m ./my-bert -d dev.tsv --train-data train.tsv --ray auto`
     """
@@ -85,15 +81,14 @@ def optimize(
     from edgekit.progress import ConsoleReporter
 
     _check_bench(bench_runs, bench_rounds)
-    if learning_rate is not None and not learning_rate > 0:  # before the teacher trial, not after it
-        raise RecipeError(f"--learning-rate must be a positive number, not {learning_rate}.")
+    distill = _distill_overrides(learning_rate)
     settings = SearchSettings(
         model=model, data=data, train_data=train_data, out=out, target=target, max_accuracy_drop=max_accuracy_drop,
         budget_minutes=budget_minutes, variants=[v.strip() for v in variants.split(",") if v.strip()] if variants
         else None, prunes=[parse_prune(p) for p in prune or []], max_train_rows=max_train_rows, epochs=epochs,
         early_stop=early_stop, students_only=students_only, ray=ray, threads=threads, bench=bench,
         bench_runs=bench_runs, bench_rounds=bench_rounds,
-        distill={"learning_rate": learning_rate} if learning_rate is not None else {},
+        distill=distill,
     )  # fmt: skip
     if depths is not None:
         settings.depths = parse_depths(depths, check_teacher(str(model)))
@@ -118,6 +113,15 @@ def _print_outcome(result, max_accuracy_drop: float) -> None:
         )
     console.print(f"[bold]Recommended: {best.name}[/] — {result.because}. Copied to {result.out}/recommended/ "
                   f"(EdgeModel.load('{result.out}/recommended')).")  # fmt: skip
+
+
+def _distill_overrides(learning_rate: float | None) -> dict[str, float]:
+    """The students' distill fields set on the command line, checked before the teacher trial, not after it."""
+    if learning_rate is None:
+        return {}
+    if not learning_rate > 0:
+        raise RecipeError(f"--learning-rate must be a positive number, not {learning_rate}.")
+    return {"learning_rate": learning_rate}
 
 
 def _check_bench(runs: int, rounds: int) -> None:
