@@ -96,6 +96,19 @@ SETTINGS: list[tuple[str, str, dict[str, Any], tuple[int, bool] | None]] = [
         )
         for n in AUTO_ROUNDS_NODES
     ],  # fmt: skip
+    ("minmax, 96 crops + bias correction", "other-96", {"bias_correction": True}, None),
+    (
+        "stem + first 8 blocks + classifier FP32 + bias correction",
+        "other-96",
+        {**_leading(8), "bias_correction": True},
+        None,
+    ),  # fmt: skip
+    (
+        "stem + first 2 blocks + classifier FP32 + bias correction",
+        "other-96",
+        {**_leading(2), "bias_correction": True},
+        None,
+    ),  # fmt: skip
 ]
 
 

@@ -140,13 +140,14 @@ def test_variant_options_reach_the_quantizers_and_the_manifest(tmp_path, images)
 
     variants = ["onnx-fp32",
                 {"name": "ort-int8-static", "exclude_depthwise": True, "calibration_method": "percentile",
-                 "percentile": 99.9},
+                 "percentile": 99.9, "bias_correction": True},
                 {"name": "ov-int8", "preset": "mixed", "fast_bias_correction": False,
                  "model_type": "default"}]  # fmt: skip
     summary = convert(build_recipe(_recipe(tmp_path / "out", images, variants))).summary
     static = json.loads((tmp_path / "out" / summary.locations["ort-int8-static"] / "manifest.json").read_text())
     build = static["metrics"]["build"]
     assert build["exclude_depthwise"] is True and build["percentile"] == 99.9
+    assert build["bias_correction"]["convs"] > 0, build  # the pointwise convs; depthwise ones stayed FP32
     assert _float_weight_convs(tmp_path / "out" / summary.locations["ort-int8-static"] / "model.onnx")
     nncf = json.loads((tmp_path / "out" / summary.locations["ov-int8"] / "manifest.json").read_text())
     assert nncf["metrics"]["build"]["preset"] == "mixed" and nncf["metrics"]["build"]["fast_bias_correction"] is False
@@ -263,3 +264,48 @@ def test_image_parity_tolerance_scales_with_the_logits():
     assert parity_tolerance(1e-4, imagenet_like) == pytest.approx(PARITY_RTOL * 17.5)
     assert 1.8e-4 <= parity_tolerance(1e-4, imagenet_like) < 1e-2  # the measured rounding passes, a bug does not
     assert parity_tolerance(1e-4, np.zeros((0, 3), np.float32)) == 1e-4
+
+
+def test_bias_correction_matches_each_int8_convs_mean_output_to_fp32(tmp_path, tiny_onnx):
+    """After the pass every quantized conv's mean output per channel equals FP32's on the calibration inputs,
+    to within half a bias step (later corrections cannot move an earlier conv); before it, some did not."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgekit.quantize.bias_correction import _channel_means, _quantized_convs, correct_conv_biases
+    from edgekit.quantize.ort import quantize_static_int8
+    from edgekit.tasks.image_classification import STATIC_OP_TYPES
+
+    rng = np.random.default_rng(0)
+    feeds = [{"pixel_values": rng.uniform(-2, 2, (1, 3, SIDE, SIDE)).astype(np.float32)} for _ in range(12)]
+    target = tmp_path / "int8.onnx"
+    quantize_static_int8(tiny_onnx, target, feeds, "minmax", list(STATIC_OP_TYPES), True, False, False)
+    fp32 = onnx.load(str(tiny_onnx))
+    fp32_outputs = {n.name: n.output[0] for n in fp32.graph.node if n.op_type == "Conv"}
+
+    def gaps() -> list[np.ndarray]:
+        model = onnx.load(str(target))
+        convs = _quantized_convs(model)
+        steps = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        ours = _channel_means(model, [c.output for c in convs], feeds)
+        theirs = _channel_means(fp32, [fp32_outputs[c.node] for c in convs], feeds)
+        return [np.abs(a - b) / steps[c.bias_scale] for a, b, c in zip(ours, theirs, convs, strict=True)]
+
+    assert any((gap > 0.51).any() for gap in gaps()), "INT8 shifted no channel mean: the test would prove nothing"
+    record = correct_conv_biases(tiny_onnx, target, feeds)
+    assert record["convs"] == len(gaps()) > 0 and record["calibration_samples"] == 12
+    assert all((gap <= 0.51).all() for gap in gaps())
+
+
+def test_bias_correction_leaves_a_model_without_int8_convs_alone_and_needs_inputs(tmp_path, tiny_onnx):
+    from edgekit.errors import ExportError
+    from edgekit.quantize.bias_correction import correct_conv_biases
+
+    copy = tmp_path / "fp32.onnx"
+    copy.write_bytes(tiny_onnx.read_bytes())
+    assert correct_conv_biases(tiny_onnx, copy, [{"pixel_values": np.zeros((1, 3, SIDE, SIDE), np.float32)}]) == {
+        "convs": 0
+    }
+    assert copy.read_bytes() == tiny_onnx.read_bytes()
+    with pytest.raises(ExportError, match="calibration inputs"):
+        correct_conv_biases(tiny_onnx, copy, [])

@@ -85,6 +85,9 @@ class StaticOptions(IntegerOptions):
     exclude_leading_convs: int = Field(0, ge=0, description="keep every node before the (N+1)-th Conv in FP32")
     # Sensitivity-guided mixed precision (edgekit.quantize.sensitivity).
     auto_fp32: AutoFp32Options | None = Field(None, description="keep the nodes whose FP32 most improves the logits")
+    bias_correction: bool = Field(
+        False, description="shift each INT8 convolution's bias so its mean output matches FP32 on the calibration data"
+    )
 
 
 class OrtInt8Static(VariantKind):
@@ -132,6 +135,10 @@ class OrtInt8Static(VariantKind):
             settings["percentile"] = options.percentile
         if chosen:  # the nodes the sensitivity search kept in FP32, with their measured gains
             settings["auto_fp32"] = chosen
+        if options.bias_correction:
+            from edgekit.quantize.bias_correction import correct_conv_biases
+
+            settings["bias_correction"] = correct_conv_biases(ctx.reference_onnx, folder / "model.onnx", ctx.feeds())
         return BuildOutput("model.onnx", settings)
 
 
