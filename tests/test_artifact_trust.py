@@ -594,3 +594,15 @@ def test_external_data_names_must_be_plain_ascii(tmp_path):
     save("odd.onnx", "wéights.bin")
     with pytest.raises(ArtifactError, match="ASCII"):
         onnx_external_data(tmp_path / "odd.onnx")
+
+
+def test_a_manifest_naming_another_listed_file_as_tokenizer_is_an_artifact_error(tmp_path):
+    """Found by the mutation property: tokenizer.file pointing at model.onnx (listed, hashed, inside the
+    folder) reached tokenizers' bare Exception; it must be one ArtifactError."""
+    from edgekit.runtime.preprocess import TextPreprocessor
+
+    foreign = tmp_path / "model.onnx"
+    foreign.write_bytes(b"\x08\x07\xff\xfe not a tokenizer")
+    config = {"file": "model.onnx", "max_length": 64, "pad_id": 0, "truncation_side": "right"}
+    with pytest.raises(ArtifactError, match="not a usable tokenizers JSON file"):
+        TextPreprocessor(foreign, config, ["input_ids"])

@@ -31,9 +31,15 @@ class TextPreprocessor:
         if not tokenizer_file.is_file():
             raise ArtifactError(f"Tokenizer file {tokenizer_file} is missing from the artifact.")
         self.max_length = int(config["max_length"])
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
         direction = config.get("truncation_side", "right")
-        self._tokenizer.enable_truncation(max_length=self.max_length, direction=direction)
+        try:
+            self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            self._tokenizer.enable_truncation(max_length=self.max_length, direction=direction)
+        except Exception as exc:  # tokenizers raises bare Exceptions for unreadable or foreign files
+            raise ArtifactError(
+                f"The artifact's tokenizer file {tokenizer_file.name} is not a usable tokenizers JSON file ({exc}); "
+                "re-convert the model, or restore the file the manifest lists."
+            ) from None
         self._tokenizer.no_padding()  # padding is per engine call, to that call's longest row (collate)
         self._pad_id = int(config["pad_id"])
         # A text that encodes to no more than the tokens the template adds ([CLS] [SEP]) holds
