@@ -109,6 +109,11 @@ SETTINGS: list[tuple[str, str, dict[str, Any], tuple[int, bool] | None]] = [
         {**_leading(2), "bias_correction": True},
         None,
     ),  # fmt: skip
+    # Quantization-aware fine-tuning against the FP32 logits on the calibration crops (edgekit.quantize.qat).
+    ("QAT (8 epochs), all INT8", "other-96", {"qat": {}}, None),
+    ("QAT (8 epochs) + stem + first 8 blocks + classifier FP32", "other-96", {**_leading(8), "qat": {}}, None),
+    ("QAT (8 epochs) at learning rate 3e-6, all INT8", "other-96", {"qat": {"learning_rate": 3e-6}}, None),
+    ("QAT (8 epochs) on 192 crops, all INT8", "other-192", {"qat": {}}, None),
 ]
 
 
@@ -167,26 +172,41 @@ def build_setting(number: int, reference: Path, evaluate: list, truth: np.ndarra
     if tail is not None:
         given["exclude_nodes"] = tail_nodes(reference / "model.onnx", *tail)
         given["exclude_last_matmul"] = True
-    tag = hashlib.sha256(json.dumps([calibration, given], sort_keys=True).encode()).hexdigest()[:8]
+    chosen = [calibration, given] + ([] if host_reduce_range() is False else ["reduce_range"])  # older tags kept
+    tag = hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:8]
     folder = WORK / "settings" / f"{number:02d}-{tag}"
     record = {}
     if not folder.exists():
-        record = build("ort-int8-static", given, reference, calibration_set(calibration), folder)
-        auto = record["settings"].get("auto_fp32")  # convert puts it in the manifest's metrics.build
-        (folder.parent / f"{folder.name}.build.json").write_text(json.dumps({"build_s": record["build_s"],
-                                                                             "auto_fp32": auto}))  # fmt: skip
+        source = imagenet_source() if "qat" in given else None
+        record = build("ort-int8-static", given, reference, calibration_set(calibration), folder, source)
+        kept = {"build_s": record["build_s"], **{k: record["settings"].get(k) for k in ("auto_fp32", "qat")}}
+        (folder.parent / f"{folder.name}.build.json").write_text(json.dumps(kept))
     from edgekit.runtime import EdgeModel
 
     logits = np.asarray(EdgeModel.load(folder).logits(evaluate), dtype=np.float32)
     built = json.loads((folder.parent / f"{folder.name}.build.json").read_text())
-    build_s, auto = built["build_s"], built.get("auto_fp32")
+    build_s, auto, qat = built["build_s"], built.get("auto_fp32"), built.get("qat")
     shown = {k: v for k, v in given.items() if k != "exclude_nodes"}
     excluded = len(auto["chosen"]) if auto else len(given.get("exclude_nodes", []))
     return {"number": number, "setting": label, "calibration": calibration, "options": shown, "tail": tail,
-            "excluded_nodes": excluded, "folder": folder.name, "build_s": build_s, "auto_fp32": auto,
+            "excluded_nodes": excluded, "folder": folder.name, "build_s": build_s, "auto_fp32": auto, "qat": qat,
             "runtime_float_convs": runtime_float_convs(folder / "model.onnx"),
             "calibration_sqnr_db": calibration_sqnr(reference, folder / "model.onnx"),
             **score(logits, truth, names)}  # fmt: skip
+
+
+def host_reduce_range() -> bool:
+    """The host profile's choice, which every setting here uses unless it sets ``reduce_range`` itself."""
+    from edgekit.targets.profiles import load_target
+
+    return load_target("host").precision.quantization.reduce_range
+
+
+def imagenet_source() -> Any:
+    """The PyTorch EfficientNet-Lite0 the reference was exported from (QAT fine-tunes a copy of it)."""
+    from edgekit.convert.image_sources import FactorySpec, load_factory_source
+
+    return load_factory_source(FactorySpec(**IMAGENET_SPEC))
 
 
 _SCORED: dict[str, Any] = {}

@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 from common import CACHE, REPO, dump
 
-BASE = {"per_channel": True, "reduce_range": False, "op_types": None}  # op_types None: the image task's default
+# op_types None: the image task's default; reduce_range None: the host profile's choice (on where x86 has no
+# VNNI: AVX2's u8*s8 products saturate 16-bit sums, which cost ImageNet labels: docs/images.md)
+BASE = {"per_channel": True, "reduce_range": None, "op_types": None}
 # (label, variant kind, options, calibration images): each a real option of the variant (docs/recipes.md).
 SETTINGS: list[tuple[str, str, dict[str, Any], int | None]] = [
     ("ORT static, task operator set, minmax (default)", "ort-int8-static", {}, None),
@@ -68,8 +70,10 @@ def held_out_logits(model_dir: Path, test: Any) -> np.ndarray:
     return np.concatenate([model.logits(test.texts[i : i + 64]) for i in range(0, len(test.texts), 64)])
 
 
-def build(kind_name: str, options: dict[str, Any], reference: Path, calibration: list[str], folder: Path) -> dict:
-    """One variant built by its registered kind, then packaged and sealed as ``convert`` would."""
+def build(kind_name: str, options: dict[str, Any], reference: Path, calibration: list[str], folder: Path,
+          source: Any = None) -> dict:  # fmt: skip
+    """One variant built by its registered kind, then packaged and sealed as ``convert`` would. ``source``:
+    the loaded PyTorch model, for options that fine-tune it (``qat``)."""
     from edgekit.convert.packaging import package_variant
     from edgekit.convert.variants import get_variant
     from edgekit.convert.variants.registry import BuildContext
@@ -82,7 +86,7 @@ def build(kind_name: str, options: dict[str, Any], reference: Path, calibration:
         from edgekit.tasks.image_classification import STATIC_OP_TYPES
 
         given["op_types"] = list(STATIC_OP_TYPES)
-    ctx = BuildContext(reference, load_target("host"), calibration, task="image-classification")
+    ctx = BuildContext(reference, load_target("host"), calibration, source=source, task="image-classification")
     started = time.perf_counter()
     with atomic_directory(folder) as staging:
         output = kind.build(ctx, staging, kind.Options(**given))

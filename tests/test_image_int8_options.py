@@ -59,13 +59,13 @@ def _float_weight_convs(path: Path) -> set[str]:
 
 
 def test_static_exclusions_keep_the_chosen_layers_in_fp32(tmp_path, tiny_onnx):
-    from edgekit.quantize.ort import StaticTuning, _excluded_nodes, quantize_static_int8
+    from edgekit.quantize.ort import StaticTuning, excluded_nodes, quantize_static_int8
     from edgekit.tasks.image_classification import STATIC_OP_TYPES
 
     rng = np.random.default_rng(0)
     feeds = [{"pixel_values": rng.normal(0, 1, (1, 3, SIDE, SIDE)).astype(np.float32)} for _ in range(8)]
     tuning = StaticTuning(exclude_depthwise=True, exclude_first_conv=True, exclude_last_matmul=True)
-    excluded = _excluded_nodes(tiny_onnx, tuning)
+    excluded = excluded_nodes(tiny_onnx, tuning)
     assert len(excluded) == 1 + 3 + 1  # the stem, three depthwise convs, the Linear head
     plain, tuned = tmp_path / "plain.onnx", tmp_path / "tuned.onnx"
     args = (feeds, "minmax", list(STATIC_OP_TYPES), True, False, False)

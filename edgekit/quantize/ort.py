@@ -62,7 +62,7 @@ class StaticTuning:
     auto_fp32: AutoFp32 | None = None
 
 
-def _excluded_nodes(model_path: Path, tuning: StaticTuning) -> list[str]:
+def excluded_nodes(model_path: Path, tuning: StaticTuning) -> list[str]:
     """Node names to keep in FP32: the explicit ones plus the structural choices, read from the graph."""
     excluded = list(tuning.exclude_nodes)
     if not (tuning.exclude_depthwise or tuning.exclude_first_conv or tuning.exclude_last_matmul
@@ -143,17 +143,12 @@ def quantize_static_int8(
     Pre-processing runs without symbolic shape inference, which fails on these graphs
     ("Incomplete symbolic shape inference"); ONNX shape inference and graph clean-up still run.
     """
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     tuning = tuning or StaticTuning()
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         prepared = Path(scratch) / "prepared.onnx"
-        try:
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        except Exception as exc:
-            raise ExportError(f"ONNX Runtime static quantization failed: {exc}") from exc
+        prepare_for_quantization(source, prepared)
         qdq = _QdqSettings(feeds, method, op_types, per_channel, reduce_range, signed_activations, tuning)
-        excluded = _excluded_nodes(prepared, tuning)
+        excluded = excluded_nodes(prepared, tuning)
         if tuning.auto_fp32 is None:
             _quantize_qdq(prepared, target, excluded, qdq)
             return {}
@@ -169,6 +164,18 @@ def quantize_static_int8(
         found.rewired = read_fp32_inputs(prepared, target, found.chosen)
         found.result_sqnr_db = sqnr_db(model_logits(prepared, scored), model_logits(target, scored))
         return found.record()
+
+
+def prepare_for_quantization(source: Path, target: Path) -> None:
+    """ORT's quantization pre-processing: graph optimization (batch norms folded into convolutions), ONNX
+    shape inference and clean-up, without symbolic shape inference, which fails on these graphs
+    ("Incomplete symbolic shape inference")."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+    except Exception as exc:
+        raise ExportError(f"ONNX Runtime static quantization failed: {exc}") from exc
 
 
 @dataclass(frozen=True)

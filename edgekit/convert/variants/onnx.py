@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from edgekit.convert.variants.registry import REFERENCE, BuildContext, BuildOutput, VariantKind, VariantOptions
+from edgekit.errors import RecipeError
 
 
 class OnnxFp32(VariantKind):
@@ -71,6 +73,15 @@ class AutoFp32Options(VariantOptions):
     rounds: int = Field(1, ge=1, le=64, description="greedy rounds: re-score after each round's picks")
 
 
+class QatOptions(VariantOptions):
+    epochs: float = Field(8.0, gt=0, le=100, description="passes over the calibration inputs")
+    learning_rate: float = Field(1e-5, gt=0, le=0.1)
+    batch_size: int = Field(16, ge=1, le=256)
+    flip: bool = Field(True, description="also fine-tune on each input mirrored left-right")
+    max_samples: int = Field(256, ge=1, le=4096, description="calibration inputs used at most (bounds memory)")
+    seed: int = Field(0, ge=0)
+
+
 class StaticOptions(IntegerOptions):
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     # The recipe's task sets the default (recipe_defaults): MatMul for transformers, every operator for CNNs.
@@ -88,6 +99,8 @@ class StaticOptions(IntegerOptions):
     bias_correction: bool = Field(
         False, description="shift each INT8 convolution's bias so its mean output matches FP32 on the calibration data"
     )
+    # Quantization-aware fine-tuning of the PyTorch model first (edgekit.quantize.qat): image classifiers.
+    qat: QatOptions | None = Field(None, description="fine-tune the weights under simulated INT8 to match FP32")
 
 
 class OrtInt8Static(VariantKind):
@@ -118,9 +131,14 @@ class OrtInt8Static(VariantKind):
                               options.exclude_last_matmul, options.symmetric_activations,
                               options.percentile, exclude_leading_convs=options.exclude_leading_convs,
                               auto_fp32=auto)  # fmt: skip
-        chosen = quantize_static_int8(ctx.reference_onnx, folder / "model.onnx", ctx.feeds(),
-                                      options.calibration_method, options.op_types, per_channel, reduce_range,
-                                      signed_activations=signed, tuning=tuning)  # fmt: skip
+        with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+            source, qat = ctx.reference_onnx, None
+            if options.qat is not None:
+                source = Path(scratch) / "qat-fp32.onnx"
+                qat = _fine_tune_for_int8(ctx, options, tuning, per_channel, reduce_range, signed, source)
+            chosen = quantize_static_int8(source, folder / "model.onnx", ctx.feeds(), options.calibration_method,
+                                          options.op_types, per_channel, reduce_range, signed_activations=signed,
+                                          tuning=tuning)  # fmt: skip
         settings = {
             "format": "QDQ",
             "calibration_method": options.calibration_method,
@@ -135,11 +153,35 @@ class OrtInt8Static(VariantKind):
             settings["percentile"] = options.percentile
         if chosen:  # the nodes the sensitivity search kept in FP32, with their measured gains
             settings["auto_fp32"] = chosen
+        if qat is not None:
+            settings["qat"] = qat
         if options.bias_correction:
             from edgekit.quantize.bias_correction import correct_conv_biases
 
             settings["bias_correction"] = correct_conv_biases(ctx.reference_onnx, folder / "model.onnx", ctx.feeds())
         return BuildOutput("model.onnx", settings)
+
+
+def _fine_tune_for_int8(ctx: BuildContext, options: StaticOptions, tuning: Any, per_channel: bool,
+                        reduce_range: bool, signed: bool, target: Path) -> dict[str, Any]:  # fmt: skip
+    """Quantization-aware fine-tuning of the source model; writes the fine-tuned FP32 graph to ``target``."""
+    from edgekit.quantize.ort import excluded_nodes, prepare_for_quantization
+    from edgekit.quantize.qat import QatSettings, quantization_aware_finetune
+    from edgekit.quantize.qdq_simulation import QuantScheme
+
+    if ctx.task != "image-classification" or ctx.source is None:
+        raise RecipeError(
+            "The `qat` option of ort-int8-static fine-tunes the PyTorch model of an image classifier, and this "
+            f"build has {'none' if ctx.source is None else 'a ' + ctx.task + ' model'}. Convert from the "
+            "PyTorch module or checkpoint (not an ONNX file), or drop `qat`."
+        )
+    assert options.qat is not None
+    prepared = target.with_name("prepared.onnx")
+    prepare_for_quantization(ctx.reference_onnx, prepared)
+    scheme = QuantScheme(per_channel, reduce_range, signed, options.symmetric_activations)
+    fp32_nodes = set(excluded_nodes(prepared, tuning))
+    settings = QatSettings(**options.qat.model_dump())
+    return quantization_aware_finetune(ctx.source.model, prepared, target, ctx.feeds(), fp32_nodes, scheme, settings)
 
 
 class Fp16Options(VariantOptions):
