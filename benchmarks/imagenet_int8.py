@@ -114,6 +114,18 @@ SETTINGS: list[tuple[str, str, dict[str, Any], tuple[int, bool] | None]] = [
     ("QAT (8 epochs) + stem + first 8 blocks + classifier FP32", "other-96", {**_leading(8), "qat": {}}, None),
     ("QAT (8 epochs) at learning rate 3e-6, all INT8", "other-96", {"qat": {"learning_rate": 3e-6}}, None),
     ("QAT (8 epochs) on 192 crops, all INT8", "other-192", {"qat": {}}, None),
+    (
+        "QAT (8 epochs) + stem + first 8 blocks + classifier FP32 + bias correction",
+        "other-96",
+        {**_leading(8), "qat": {}, "bias_correction": True},
+        None,
+    ),  # fmt: skip
+    (
+        "QAT (16 epochs) + stem + first 8 blocks + classifier FP32",
+        "other-96",
+        {**_leading(8), "qat": {"epochs": 16}},
+        None,
+    ),  # fmt: skip
 ]
 
 
@@ -299,13 +311,21 @@ def main() -> None:
 
 
 def write(out: Path, rows: list[dict], fp32_ms: float, margins: list[dict], args: argparse.Namespace) -> None:
-    dump({"settings": rows, "onnx_fp32_p50_ms": fp32_ms, "fp32_margins": margins,
+    from edgekit.targets.preflight import isa_class
+    from edgekit.targets.profiles import load_target
+
+    host = load_target("host")
+    cpu = {"isa_class": isa_class(host.arch, host.isa_features), "isa_features": list(host.isa_features),
+           "reduce_range": host_reduce_range()}  # fmt: skip
+    dump({"host": cpu, "settings": rows, "onnx_fp32_p50_ms": fp32_ms, "fp32_margins": margins,
           "timing": {"batch": 1, "size": 224, "threads": 2, "rounds": args.rounds, "runs_per_round": args.runs,
                      "mode": "one process, sessions interleaved, model only"}}, out)  # fmt: skip
     default = next((r["p50_ms"] for r in rows if r["calibration"] == "other-96" and not r["options"]
                     and r["tail"] is None), float("nan"))  # fmt: skip
     lines = ["# ORT static INT8 settings for EfficientNet-Lite0's ImageNet top-5 on 9 real photos", "",
-             f"Reference: PyTorch FP32. ONNX FP32 batch-1 p50 {fp32_ms:.2f} ms (same interleaved run).", "",
+             f"Reference: PyTorch FP32. ONNX FP32 batch-1 p50 {fp32_ms:.2f} ms (same interleaved run). Host: "
+             f"{cpu['isa_class']} ({', '.join(cpu['isa_features'])}); weights reduce_range "
+             f"{'on' if cpu['reduce_range'] else 'off'} unless a row sets it.", "",
              "| # | setting | calibration | top-5 kept /45 | top-1 kept /9 | Kendall tau | Spearman rho | "
              "RMS Δlogit | SQNR dB (32 calib. crops) | FP32 convs at run time | p50 ms | vs default INT8 | build s |",
              "|---" * 13 + "|"]  # fmt: skip

@@ -155,3 +155,34 @@ def test_qat_needs_the_pytorch_model_of_an_image_classifier(tmp_path, fine_tuned
     with pytest.raises(RecipeError, match="not an ONNX file"):
         kind.build(context, tmp_path, options)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_builds_a_qat_variant_and_records_it(tmp_path):
+    """Through the pipeline: a factory module, the option from the recipe, the record in the manifest, the
+    gate run against the untouched FP32 reference."""
+    import json
+
+    from PIL import Image
+
+    from edgekit.convert.pipeline import convert
+    from edgekit.convert.recipe import build_recipe
+
+    rng = np.random.default_rng(3)
+    for k, label in enumerate(["dark", "light"]):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(6):
+            pixels = (rng.integers(0, 120, (20, 20, 3)) + 120 * k).astype(np.uint8)
+            Image.fromarray(pixels, "RGB").save(tmp_path / "data" / label / f"{i}.png")
+    spec = {"factory": "edgekit.demo.cnn:tiny_mobilenet", "arguments": {"num_classes": 2, "in_channels": 3,
+            "width": 8}, "input": [3, SIDE, SIDE], "labels": ["dark", "light"]}  # fmt: skip
+    variants = ["onnx-fp32", {"name": "ort-int8-static", "qat": {"epochs": 2, "batch_size": 4}}]
+    recipe = {"model": spec, "task": "image-classification", "out": str(tmp_path / "out"),
+              "data": {"path": str(tmp_path / "data")}, "variants": variants, "bench": {"enabled": False},
+              "gate": {"max_accuracy_drop": 100.0, "samples": 10}, "parity": {"samples": 4},
+              "quantization": {"calibration": {"samples": 6}}}  # fmt: skip
+    summary = convert(build_recipe(recipe)).summary
+    manifest = json.loads((tmp_path / "out" / summary.locations["ort-int8-static"] / "manifest.json").read_text())
+    qat = manifest["metrics"]["build"]["qat"]
+    assert qat["layers_fine_tuned"] == 8 and qat["rows"] == 12 and qat["epochs"] == 2
+    assert "agreement" in json.dumps(manifest["metrics"]["gate"])
+    assert not list((tmp_path / "out").rglob("qat-fp32.onnx")), "the fine-tuned FP32 graph is scratch, not shipped"
