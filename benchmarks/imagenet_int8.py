@@ -113,7 +113,6 @@ SETTINGS: list[tuple[str, str, dict[str, Any], tuple[int, bool] | None]] = [
     ("QAT (8 epochs), all INT8", "other-96", {"qat": {}}, None),
     ("QAT (8 epochs) + stem + first 8 blocks + classifier FP32", "other-96", {**_leading(8), "qat": {}}, None),
     ("QAT (8 epochs) at learning rate 3e-6, all INT8", "other-96", {"qat": {"learning_rate": 3e-6}}, None),
-    ("QAT (8 epochs) on 192 crops, all INT8", "other-192", {"qat": {}}, None),
     (
         "QAT (8 epochs) + stem + first 8 blocks + classifier FP32 + bias correction",
         "other-96",
