@@ -10,4 +10,6 @@ runtime, ``edgekit.runtime``, is installed on devices without them.
 # record each variant's manifest sha256; outputs carry an ownership marker. Format version 1 still.
 # 0.3.1: fused dynamic INT8 keeps Add + LayerNormalization (no SkipLayerNormalization): a new
 # graph for the same recipe, so the version (part of every reuse key) changes and caches rebuild.
-__version__ = "0.3.1"
+# 0.3.2: the x86-avx2 class fuses before dynamic INT8 (measured there), and ort-int8-static takes
+# `qat`: x86-avx2 targets get a new graph for the same recipe.
+__version__ = "0.3.2"

@@ -177,6 +177,22 @@ def test_bundle_benchmarks_the_profile_batch_sizes(tmp_path, images, monkeypatch
     assert not (tmp_path / "out").exists()  # never a half-written bundle
 
 
+def test_convert_times_a_factory_modules_pytorch_baseline(tmp_path, images):
+    """`model: {factory: ...}` with the benchmark on (convert's default): the PyTorch row loads the same
+    module through a scratch spec folder that never lands in the bundle (it failed as a hub id before)."""
+    import json
+
+    from edgekit.convert.pipeline import convert
+    from edgekit.convert.recipe import build_recipe
+
+    recipe = build_recipe(_recipe(tmp_path / "out", images, ["onnx-fp32", "ort-int8-static"], bench=True))
+    convert(recipe)
+    bench = json.loads((tmp_path / "out" / "bench.json").read_text())
+    pytorch = next(row for row in bench["variants"] if row["kind"] == "pytorch")
+    assert pytorch["path"] == "edgekit.demo.cnn:tiny_mobilenet" and pytorch["latency_ms"]["median"] > 0
+    assert not list((tmp_path / "out").rglob("model.json"))
+
+
 def test_preflight_advice_depends_on_the_model_family():
     from edgekit.targets.preflight import outlook
 

@@ -42,8 +42,20 @@ def _load(path: Path) -> Any:
     if folder is None:
         return load_hf_image_classifier(str(path))
     mapping = json.loads((folder / MODEL_SPEC).read_text())
-    mapping["weights"] = str(folder / mapping["weights"])
+    if mapping.get("weights"):  # relative to the folder (a fine-tuned checkpoint) or absolute (a recipe's)
+        mapping["weights"] = str(folder / mapping["weights"])
     return load_factory_source(FactorySpec(**mapping))
+
+
+def write_factory_source(spec: Any, folder: Path) -> Path:
+    """A recipe's ``model: {factory: ...}`` as a folder the PyTorch baseline's worker loads (``model.json``,
+    weights named by absolute path, or none when the factory loads its own)."""
+    mapping = spec.model_dump(mode="json")
+    if spec.weights is not None:
+        mapping["weights"] = str(Path(spec.weights).resolve())
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MODEL_SPEC).write_text(json.dumps(mapping, indent=2) + "\n")
+    return folder
 
 
 class ImagePyTorchAdapter:
@@ -68,7 +80,9 @@ class ImagePyTorchAdapter:
         self._preprocess = ImagePreprocessor.from_config(source.preprocessing)
         self.engine, self.precision, self.labels = "pytorch", "fp32", list(source.labels)
         folder = _factory_folder(path)
-        self._files = list((folder or path).glob("*.safetensors")) + list((folder or path).glob("*.bin"))
+        weights = json.loads((folder / MODEL_SPEC).read_text()).get("weights") if folder else None
+        found = [folder / weights] if folder and weights else []
+        self._files = found or list((folder or path).glob("*.safetensors")) + list((folder or path).glob("*.bin"))
 
     def _logits(self, images: list[Any]) -> Any:
         from edgekit.convert.image_sources import image_logits

@@ -9,6 +9,7 @@ fastest one that passed is recommended.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -143,12 +144,23 @@ def _write_bundle_files(summary: BundleSummary, staging: Path, bench_document: d
     """summary.json (with the variants' manifest digests, once every manifest is final), summary.md, bench.json."""
     summary.manifest_sha256 = manifest_digests(staging, summary.locations)
     if bench_document is not None:
-        pytorch = str(public_name(model, "path" in source_info.get("teacher", source_info)))  # no local paths
+        pytorch = str(public_name(str(model), "path" in source_info.get("teacher", source_info)))  # no local paths
         for row in bench_document["variants"]:  # paths relative to the bundle, where they end up
             row["path"] = summary.locations.get(row["name"], pytorch if row["kind"] == "pytorch" else row["name"])
         write_results(bench_document, staging / BENCH_NAME)
     write_results(summary.to_dict(), staging / SUMMARY_NAME)
     (staging / "summary.md").write_text(markdown(summary), encoding="utf-8")
+
+
+def _pytorch_source(recipe: Recipe, scratch: Path) -> Path:
+    """What the PyTorch baseline's worker loads: the checkpoint folder or hub id, or for a recipe's
+    ``model: {factory: ...}`` mapping a folder holding it (the worker takes a path)."""
+    from edgekit.bench.image_adapters import write_factory_source
+    from edgekit.convert.image_sources import FactorySpec
+
+    if isinstance(recipe.model, FactorySpec):
+        return write_factory_source(recipe.model, scratch / "pytorch-source")
+    return Path(recipe.model)
 
 
 def _benchmark(
@@ -172,10 +184,11 @@ def _benchmark(
     variants = [Variant(r.name, "artifact", staging / r.name, run.env_for(r.engine)) for r in runnable]
     reference = read_manifest(staging / REFERENCE)
     source_record = None
+    scratch = tempfile.TemporaryDirectory(prefix="edgekit-bench-source-")  # never part of the bundle
     if recipe.bench.pytorch_baseline:
         name = "pytorch-fp32-teacher" if recipe.distill else "pytorch-fp32"
         max_length = reference.tokenizer["max_length"] if reference.tokenizer else None  # images: no tokens
-        variants.insert(0, Variant(name, "pytorch", Path(recipe.model), max_length=max_length))
+        variants.insert(0, Variant(name, "pytorch", _pytorch_source(recipe, Path(scratch.name)), max_length=max_length))
         source_record = VariantRecord(name, "pytorch", "fp32", 0.0, gate=None, is_source=True)
     # The labels only serve the PyTorch row's accuracy; the artifacts' accuracy is the gate's (batch 1).
     ids = evaluation.label_ids
@@ -183,7 +196,7 @@ def _benchmark(
         evaluation.texts, None if ids is None else [reference.labels[i] for i in ids], evaluation.source
     )
     title = f"Benchmarking {len(variants)} variants on {target.name} ({run.threads} threads, {settings.rounds} rounds)"
-    with reporter.stage(title):
+    with reporter.stage(title), scratch:
         summaries = run_benchmark(variants, inputs, settings, on_progress=reporter.note)
     timed = ([source_record] if source_record else []) + runnable
     for record, summary in zip(timed, summaries, strict=True):

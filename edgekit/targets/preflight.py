@@ -160,6 +160,9 @@ def isa_class(arch: str, features: list[str] | tuple[str, ...]) -> str:
 _FUSION_MEASURED: dict[str, tuple[bool, str]] = {
     "x86-amx": (True, "fused QAttention INT8 measured 1.21x faster than unfused dynamic INT8 (p50 2.91 vs "
                       "3.52 ms, Xeon with AMX-INT8/AVX512-VNNI), accuracy 0.8911 vs 0.8888"),
+    "x86-avx2": (True, "fused QAttention INT8 measured 1.10x faster than unfused dynamic INT8 (p50 4.23 vs "
+                       "4.65 ms, AVX2-only EPYC; ORT's kernel time 4.27 vs 8.74 ms per inference), accuracy "
+                       "0.8888 with reduce_range vs 0.8888"),
 }  # fmt: skip
 
 
