@@ -204,8 +204,10 @@ def test_external_data_beside_the_graph_is_copied_listed_and_loaded(optimum_expo
 
 def test_variants_and_stages_that_need_pytorch_are_refused_up_front(optimum_export, dev_tsv, tmp_path):
     fields = {"model": str(optimum_export), "out": str(tmp_path / "o"), "data": {"path": str(dev_tsv)}}
-    with pytest.raises(RecipeError, match="exported from the PyTorch module"):
+    with pytest.raises(RecipeError, match="exported from .* the PyTorch module"):
         convert(build_recipe({**fields, "variants": ["onnx-fp32", "executorch-fp32", "coreml"]}))
+    with pytest.raises(RecipeError, match=r"fine-tuned on: `qat`.*\['ort-int8-static'\]|\['ort-int8-static'\].*`qat`"):
+        convert(build_recipe({**fields, "variants": ["onnx-fp32", {"name": "ort-int8-static", "qat": {}}]}))
     with pytest.raises(RecipeError, match="Distillation trains a student from the PyTorch teacher"):
         convert(build_recipe({**fields, "distill": {"data": {"path": str(dev_tsv)}}}))
     assert not (tmp_path / "o").exists()

@@ -104,11 +104,12 @@ def refuse_pytorch_stages(recipe: Any) -> None:
             "checkpoint the ONNX file was exported from, or drop `distill:` / --distill-layers."
         )
     needs = [name for name in recipe.variant_names if needs_pytorch(get_variant(name))]
+    needs += [name for name in recipe.variant_names if getattr(recipe.variant_options(name), "qat", None)]
     if needs:
         raise RecipeError(
-            f"Variants {needs} are exported from the PyTorch module, and an ONNX file has none. Build them from "
-            "the Hugging Face checkpoint instead, or choose variants made from ONNX (onnx-fp32, ort-int8-*, "
-            "ov-*, ort-mobile-*)."
+            f"Variants {needs} are exported from (or fine-tuned on: `qat`) the PyTorch module, and an ONNX file "
+            "has none. Build them from the Hugging Face checkpoint instead, or choose variants made from ONNX "
+            "(onnx-fp32, ort-int8-* without `qat`, ov-*, ort-mobile-*)."
         )
 
 
