@@ -125,6 +125,12 @@ SETTINGS: list[tuple[str, str, dict[str, Any], tuple[int, bool] | None]] = [
         {**_leading(8), "qat": {"epochs": 16}},
         None,
     ),  # fmt: skip
+    (
+        "QAT (8 epochs) on 192 crops + stem + first 8 blocks + classifier FP32",
+        "other-192",
+        {**_leading(8), "qat": {}},
+        None,
+    ),  # fmt: skip
 ]
 
 
