@@ -190,6 +190,7 @@ def test_convert_times_a_factory_modules_pytorch_baseline(tmp_path, images):
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())
     pytorch = next(row for row in bench["variants"] if row["kind"] == "pytorch")
     assert pytorch["path"] == "edgekit.demo.cnn:tiny_mobilenet" and pytorch["latency_ms"]["median"] > 0
+    assert pytorch["model_size_mb"] > 0  # no weights file: the module's own tensors are counted
     assert not list((tmp_path / "out").rglob("model.json"))
 
 

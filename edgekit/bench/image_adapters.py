@@ -104,4 +104,9 @@ class ImagePyTorchAdapter:
         return 0  # images have no tokens; the worker skips token statistics for them
 
     def size_mb(self) -> float:
-        return sum(p.stat().st_size for p in self._files if p.is_file()) / 2**20
+        on_disk = sum(p.stat().st_size for p in self._files if p.is_file())
+        if on_disk:
+            return on_disk / 2**20
+        # No weights file (a factory that loads weights shipped inside its package): the tensors' own size.
+        state = self._model.state_dict().values()
+        return sum(t.numel() * t.element_size() for t in state) / 2**20
