@@ -1,6 +1,7 @@
-"""A tiny image-classification artifact built in the test run (tiny CNN -> ONNX -> manifest -> seal).
+"""A tiny image-classification artifact built in the test run (tiny CNN -> ONNX -> manifest -> seal),
+and a two-class image folder with a tiny-CNN convert recipe for the INT8 option tests.
 
-Shared by the image runtime and image serving tests. The CNN has random weights: its answers
+Shared by the image runtime, image serving and image INT8 tests. The CNN has random weights: its answers
 mean nothing; the tests use it for behaviour, shapes and equality of pre-processing.
 """
 
@@ -81,3 +82,30 @@ def encode(pixels: np.ndarray, fmt: str = "PNG", **params: Any) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format=fmt, **params)
     return buffer.getvalue()
+
+
+TWO_LABELS = ["dark", "light"]
+RECIPE_SIDE = 24  # the tiny CNN's input in tiny_cnn_recipe
+
+
+def two_class_images(root: Path, per_class: int = 5) -> Path:
+    """A class folder per label: grey noise, dark or light, seeded."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for k, label in enumerate(TWO_LABELS):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 120, (30, 28, 1)) + 120 * k
+            Image.fromarray(pixels.astype(np.uint8)[..., 0], "L").save(root / label / f"{i}.png")
+    return root
+
+
+def tiny_cnn_recipe(out: Path, data: Path, variants: list, bench: bool = False) -> dict[str, Any]:
+    """A convert recipe for edgekit's tiny MobileNet-like factory module on ``two_class_images``."""
+    spec = {"factory": "edgekit.demo.cnn:tiny_mobilenet", "arguments": {"num_classes": 2, "in_channels": 3,
+            "width": 8}, "input": [3, RECIPE_SIDE, RECIPE_SIDE], "labels": TWO_LABELS}  # fmt: skip
+    return {"model": spec, "task": "image-classification", "out": str(out), "data": {"path": str(data)},
+            "variants": variants, "bench": {"enabled": bench, "runs": 10, "warmup": 1, "rounds": 1},
+            "gate": {"max_accuracy_drop": 100.0, "samples": 10}, "parity": {"samples": 4},
+            "quantization": {"calibration": {"samples": 6}}}  # fmt: skip

@@ -10,28 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_helpers import RECIPE_SIDE, TWO_LABELS, tiny_cnn_recipe, two_class_images
 
 from edgekit.errors import DataError
 
-LABELS = ["dark", "light"]
-SIDE = 24
-
-
-def _images(root: Path, per_class: int = 5) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(3)
-    for k, label in enumerate(LABELS):
-        (root / label).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 120, (30, 28, 1)) + 120 * k
-            Image.fromarray(pixels.astype(np.uint8)[..., 0], "L").save(root / label / f"{i}.png")
-    return root
+LABELS = TWO_LABELS
+SIDE = RECIPE_SIDE
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> Path:
-    return _images(tmp_path_factory.mktemp("int8-options") / "data")
+    return two_class_images(tmp_path_factory.mktemp("int8-options") / "data")
 
 
 @pytest.fixture(scope="module")
@@ -123,15 +112,6 @@ def test_unknown_node_names_and_bad_percentiles_are_refused():
     assert NncfOptions().model_type == "task" and NncfOptions().fast_bias_correction
 
 
-def _recipe(out: Path, data: Path, variants: list, bench: bool = False) -> dict:
-    spec = {"factory": "edgekit.demo.cnn:tiny_mobilenet", "arguments": {"num_classes": 2, "in_channels": 3,
-            "width": 8}, "input": [3, SIDE, SIDE], "labels": LABELS}  # fmt: skip
-    return {"model": spec, "task": "image-classification", "out": str(out), "data": {"path": str(data)},
-            "variants": variants, "bench": {"enabled": bench, "runs": 10, "warmup": 1, "rounds": 1},
-            "gate": {"max_accuracy_drop": 100.0, "samples": 10}, "parity": {"samples": 4},
-            "quantization": {"calibration": {"samples": 6}}}  # fmt: skip
-
-
 def test_variant_options_reach_the_quantizers_and_the_manifest(tmp_path, images):
     import json
 
@@ -143,7 +123,7 @@ def test_variant_options_reach_the_quantizers_and_the_manifest(tmp_path, images)
                  "percentile": 99.9, "bias_correction": True},
                 {"name": "ov-int8", "preset": "mixed", "fast_bias_correction": False,
                  "model_type": "default"}]  # fmt: skip
-    summary = convert(build_recipe(_recipe(tmp_path / "out", images, variants))).summary
+    summary = convert(build_recipe(tiny_cnn_recipe(tmp_path / "out", images, variants))).summary
     static = json.loads((tmp_path / "out" / summary.locations["ort-int8-static"] / "manifest.json").read_text())
     build = static["metrics"]["build"]
     assert build["exclude_depthwise"] is True and build["percentile"] == 99.9
@@ -169,7 +149,7 @@ def test_bundle_benchmarks_the_profile_batch_sizes(tmp_path, images, monkeypatch
         raise Stop
 
     monkeypatch.setattr(bundle, "run_benchmark", fake_run_benchmark)
-    recipe = build_recipe({**_recipe(tmp_path / "out", images, ["onnx-fp32", "ov-fp32"], bench=True),
+    recipe = build_recipe({**tiny_cnn_recipe(tmp_path / "out", images, ["onnx-fp32", "ov-fp32"], bench=True),
                            "target": "jetson-orin-nano"})  # fmt: skip
     with pytest.raises(Stop):
         convert(recipe)
@@ -185,7 +165,7 @@ def test_convert_times_a_factory_modules_pytorch_baseline(tmp_path, images):
     from edgekit.convert.pipeline import convert
     from edgekit.convert.recipe import build_recipe
 
-    recipe = build_recipe(_recipe(tmp_path / "out", images, ["onnx-fp32", "ort-int8-static"], bench=True))
+    recipe = build_recipe(tiny_cnn_recipe(tmp_path / "out", images, ["onnx-fp32", "ort-int8-static"], bench=True))
     convert(recipe)
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())
     pytorch = next(row for row in bench["variants"] if row["kind"] == "pytorch")
@@ -232,7 +212,7 @@ def test_image_list_fingerprint_follows_the_images_it_names(tmp_path):
 
     from edgekit.image_data import listing_fingerprint
 
-    folder = _images(tmp_path / "data")
+    folder = two_class_images(tmp_path / "data")
     listing = _listing(folder)
     first = listing_fingerprint(listing)
     assert listing_fingerprint(listing) == first
@@ -251,7 +231,7 @@ def test_image_list_fingerprint_follows_the_images_it_names(tmp_path):
 def test_image_list_fingerprint_refuses_paths_outside_the_folder(tmp_path):
     from edgekit.image_data import listing_fingerprint
 
-    folder = _images(tmp_path / "data")
+    folder = two_class_images(tmp_path / "data")
     (tmp_path / "secret.png").write_bytes((folder / "dark" / "0.png").read_bytes())
     listing = folder / "list.csv"
     listing.write_text("path,label\n../secret.png,dark\n")
@@ -269,7 +249,7 @@ def test_factory_model_without_weights_is_named_by_its_factory(tmp_path, images)
     from edgekit.convert.pipeline import convert
     from edgekit.convert.recipe import build_recipe
 
-    convert(build_recipe(_recipe(tmp_path / "out", images, ["onnx-fp32", "ov-fp32"])))
+    convert(build_recipe(tiny_cnn_recipe(tmp_path / "out", images, ["onnx-fp32", "ov-fp32"])))
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["source"] == "edgekit.demo.cnn:tiny_mobilenet"  # not the whole spec, not a crash
 

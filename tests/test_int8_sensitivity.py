@@ -171,25 +171,15 @@ def test_convert_records_the_choice_in_a_sealed_artifact(tmp_path):
     hashed (the runtime verifies them on load), batch invariance still measured for the mixed graph."""
     import json
 
+    from image_helpers import tiny_cnn_recipe, two_class_images
     from PIL import Image
 
     from edgekit.convert.pipeline import convert
     from edgekit.convert.recipe import build_recipe
     from edgekit.runtime import EdgeModel
 
-    rng = np.random.default_rng(3)
-    for k, label in enumerate(("dark", "light")):
-        (tmp_path / "data" / label).mkdir(parents=True)
-        for i in range(5):
-            pixels = (rng.integers(0, 120, (30, 28)) + 120 * k).astype(np.uint8)
-            Image.fromarray(pixels, "L").save(tmp_path / "data" / label / f"{i}.png")
-    spec = {"factory": "edgekit.demo.cnn:tiny_mobilenet", "arguments": {"num_classes": 2, "in_channels": 3,
-            "width": 8}, "input": [3, 24, 24], "labels": ["dark", "light"]}  # fmt: skip
     variants = ["onnx-fp32", {"name": "ort-int8-static", "auto_fp32": {"max_nodes": 2, "samples": 4}}]
-    recipe = {"model": spec, "task": "image-classification", "out": str(tmp_path / "out"),
-              "data": {"path": str(tmp_path / "data")}, "variants": variants, "bench": {"enabled": False},
-              "gate": {"max_accuracy_drop": 100.0, "samples": 10}, "parity": {"samples": 4},
-              "quantization": {"calibration": {"samples": 6}}}  # fmt: skip
+    recipe = tiny_cnn_recipe(tmp_path / "out", two_class_images(tmp_path / "data"), variants)
     summary = convert(build_recipe(recipe)).summary
     folder = tmp_path / "out" / summary.locations["ort-int8-static"]
     manifest = json.loads((folder / "manifest.json").read_text())

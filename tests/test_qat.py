@@ -162,24 +162,13 @@ def test_convert_builds_a_qat_variant_and_records_it(tmp_path):
     gate run against the untouched FP32 reference."""
     import json
 
-    from PIL import Image
+    from image_helpers import tiny_cnn_recipe, two_class_images
 
     from edgekit.convert.pipeline import convert
     from edgekit.convert.recipe import build_recipe
 
-    rng = np.random.default_rng(3)
-    for k, label in enumerate(["dark", "light"]):
-        (tmp_path / "data" / label).mkdir(parents=True)
-        for i in range(6):
-            pixels = (rng.integers(0, 120, (20, 20, 3)) + 120 * k).astype(np.uint8)
-            Image.fromarray(pixels, "RGB").save(tmp_path / "data" / label / f"{i}.png")
-    spec = {"factory": "edgekit.demo.cnn:tiny_mobilenet", "arguments": {"num_classes": 2, "in_channels": 3,
-            "width": 8}, "input": [3, SIDE, SIDE], "labels": ["dark", "light"]}  # fmt: skip
     variants = ["onnx-fp32", {"name": "ort-int8-static", "qat": {"epochs": 2, "batch_size": 4}}]
-    recipe = {"model": spec, "task": "image-classification", "out": str(tmp_path / "out"),
-              "data": {"path": str(tmp_path / "data")}, "variants": variants, "bench": {"enabled": False},
-              "gate": {"max_accuracy_drop": 100.0, "samples": 10}, "parity": {"samples": 4},
-              "quantization": {"calibration": {"samples": 6}}}  # fmt: skip
+    recipe = tiny_cnn_recipe(tmp_path / "out", two_class_images(tmp_path / "data"), variants)
     summary = convert(build_recipe(recipe)).summary
     manifest = json.loads((tmp_path / "out" / summary.locations["ort-int8-static"] / "manifest.json").read_text())
     qat = manifest["metrics"]["build"]["qat"]

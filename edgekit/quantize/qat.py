@@ -77,7 +77,6 @@ def quantization_aware_finetune(
 ) -> dict[str, Any]:
     """Fine-tune a copy of ``module`` under simulated INT8 and write its weights into a copy of
     ``prepared_onnx`` (the pre-processed FP32 graph) at ``target_onnx``. Returns the manifest record."""
-
     if not feeds:
         raise ExportError("Quantization-aware fine-tuning needs calibration images; the calibration set is empty.")
     started = time.perf_counter()
