@@ -199,6 +199,9 @@ def main() -> None:
     summaries = run_benchmark(timing_variants(built), dev, settings, on_progress=lambda m: print(m, flush=True))
     document = new_document({"name": "host", "mode": "measured-on-device"},
                             {**settings.__dict__, "data": "SST-2 dev (872 sentences)"}, summaries)  # fmt: skip
+    for row in document["variants"]:  # the teacher's folder by name: no build-machine path in the results
+        if row["kind"] == "pytorch":
+            row["path"] = SST2_TEACHER.name
     document["cpu"] = cpu_flags()
     document["profiles"] = profiles
     document["builds"] = {name: read_manifest(path).metrics.get("build") for name, path in built.items()}
