@@ -175,3 +175,19 @@ def test_convert_builds_a_qat_variant_and_records_it(tmp_path):
     assert qat["layers_fine_tuned"] == 8 and qat["rows"] == 12 and qat["epochs"] == 2
     assert "agreement" in json.dumps(manifest["metrics"]["gate"])
     assert not list((tmp_path / "out").rglob("qat-fp32.onnx")), "the fine-tuned FP32 graph is scratch, not shipped"
+
+
+@pytest.mark.parametrize(
+    "qat", [{"epochs": 0}, {"learning_rate": -1.0}, {"max_samples": 100_000}, {"epoch": 1}, {"batch_size": 0}]
+)
+def test_bad_qat_options_are_refused_by_the_recipe(tmp_path, qat):
+    """Out-of-range or unknown keys: a RecipeError naming the field, before any work and nothing written."""
+    from image_helpers import tiny_cnn_recipe
+
+    from edgekit.convert.recipe import build_recipe
+    from edgekit.errors import RecipeError
+
+    fields = tiny_cnn_recipe(tmp_path / "out", tmp_path, ["onnx-fp32", {"name": "ort-int8-static", "qat": qat}])
+    with pytest.raises(RecipeError, match="qat"):
+        build_recipe(fields)
+    assert not (tmp_path / "out").exists()
