@@ -211,10 +211,20 @@ def imagenet_top5(work: Path) -> dict:
         row["top1_agrees"] = {v: top5[v][i][0] == reference[0] for v in top5}
         row["top5_overlap"] = {v: len(set(top5[v][i]) & set(reference)) for v in top5}
         rows.append(row)
+    top5_data = {"photos": rows, "stable_labels": stable_labels(names, images, logits["pytorch-fp32"])}
     note = "ImageNet class indices (no class-name list ships with a package here)"
     calibrated = f"{IMAGENET_CALIBRATION} crops of scikit-image's unscored photos"
-    return {"photos": rows, "parity_fp32": parity, "note": note, "calibration": calibrated,
+    return {**top5_data, "parity_fp32": parity, "note": note, "calibration": calibrated,
             "ort-int8-static": IMAGENET_STATIC, "ov-int8": IMAGENET_NNCF}  # fmt: skip
+
+
+def stable_labels(names: list[str], images: dict, truth: np.ndarray) -> dict[str, list[int]]:
+    """Per photo, PyTorch FP32's top-5 labels that stay there when the photo is saved as JPEG or trimmed
+    (``benign_changes.py``): the labels an INT8 model can be asked to keep."""
+    from benign_changes import changed_logits, stable_top5
+
+    changed = changed_logits(lambda batch: reference_logits(IMAGENET_SPEC, batch), [images[n] for n in names])
+    return {n: sorted(s) for n, s in zip(names, stable_top5(truth, changed), strict=True)}
 
 
 def imagenet_tag() -> str:
@@ -234,14 +244,35 @@ def imagenet_section(top5: dict) -> list[str]:
         text.append(f"| {row['photo']} | {row['pytorch-fp32']} | " + " | ".join(cells) + " |")
     totals = [f"{sum(r['top5_overlap'][v] for r in top5['photos'])}/45, "
               f"{sum(r['top1_agrees'][v] for r in top5['photos'])}/9 top-1" for v in ["onnx-fp32", *INT8]]  # fmt: skip
-    return [*text, "| **all** | | " + " | ".join(totals) + " |"]
+    text.append("| **all** | | " + " | ".join(totals) + " |")
+    stable = {n: set(labels) for n, labels in top5.get("stable_labels", {}).items()}
+    if not stable:
+        return text
+    kept = [sum(len(stable[r["photo"]] & set(r[v])) for r in top5["photos"]) for v in ["onnx-fp32", *INT8]]
+    total = sum(map(len, stable.values()))
+    text.append("| **stable labels** | " + f"{total} | " + " | ".join(f"{k}/{total}" for k in kept) + " |")
+    unstable = "; ".join(f"{r['photo']} {sorted(set(r['pytorch-fp32']) - stable[r['photo']])}"
+                         for r in top5["photos"] if set(r["pytorch-fp32"]) - stable[r["photo"]])  # fmt: skip
+    return [
+        *text,
+        "",
+        "Stable labels: those in PyTorch FP32's top-5 that stay there when the photo is saved as JPEG "
+        f"(quality 95 or 90) or loses a 2-pixel border (`benchmarks/benign_changes.py`). Unstable: {unstable}.",
+    ]
 
 
-def imagenet_only(work: Path, out: Path) -> None:
-    """Redo only the ImageNet check and replace its part of the results (the digits' numbers stay)."""
-    top5 = imagenet_top5(work)
-    (work / f"imagenet-top5-{imagenet_tag()}.json").write_text(json.dumps(top5))  # a later timing run reuses it
+def imagenet_only(work: Path, out: Path, stable_only: bool) -> None:
+    """Redo only the ImageNet check and replace its part of the results (the digits' numbers stay); with
+    ``stable_only``, keep the recorded top-5 (from whichever host) and add the stable labels, which are FP32's."""
     document = json.loads(out.read_text())
+    if stable_only:
+        images = photos()
+        names = [r["photo"] for r in document["imagenet_top5"]["photos"]]
+        truth = reference_logits(IMAGENET_SPEC, [images[n] for n in names])
+        top5 = {**document["imagenet_top5"], "stable_labels": stable_labels(names, images, truth)}
+    else:
+        top5 = imagenet_top5(work)
+        (work / f"imagenet-top5-{imagenet_tag()}.json").write_text(json.dumps(top5))  # a later timing run reuses it
     dump({**document, "imagenet_top5": top5}, out)
     markdown_file = out.with_suffix(".md")
     kept = markdown_file.read_text().split("## Pretrained ImageNet head")[0].rstrip("\n")
@@ -272,6 +303,11 @@ def main() -> None:
     parser.add_argument("--skip-imagenet", action="store_true")
     parser.add_argument("--imagenet-only", action="store_true", help="redo only the ImageNet check in --out")
     parser.add_argument(
+        "--stable-only",
+        action="store_true",
+        help="with --imagenet-only: add FP32's stable labels to the recorded top-5, build nothing",
+    )
+    parser.add_argument(
         "--build-only",
         action="store_true",
         help="fine-tune, convert and run the ImageNet check (cached), then stop: no timing",
@@ -289,7 +325,7 @@ def main() -> None:
 
     work = CACHE / "image-efficientnet"
     if args.imagenet_only:
-        imagenet_only(work, args.out)
+        imagenet_only(work, args.out, args.stable_only)
         return
     checkpoint, _, test, train_wall = fine_tune(args.size, args.epochs, args.whole, work)
     record = checkpoint.parent / f"{checkpoint.name}.wall.json"  # the first (uncached) fine-tuning's wall time

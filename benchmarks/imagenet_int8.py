@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benign_changes import changed_logits, stable_kept, stable_top5
 from common import CACHE, REPO, dump
 from image_efficientnet import IMAGENET_SPEC, calibration_crops, convert_variants, photos, reference_logits
 from quantization_cnn import build
@@ -131,6 +132,16 @@ SETTINGS: list[tuple[str, str, dict[str, Any], tuple[int, bool] | None]] = [
         {**_leading(8), "qat": {}},
         None,
     ),  # fmt: skip
+    # How much FP32 the 45/45 top-5 needs: three photos' FP32 rank-5/6 gaps are 0.03-0.06 logits.
+    *[
+        (
+            f"stem + first {n} blocks + classifier FP32 + bias correction",
+            "other-96",
+            {**_leading(n), "bias_correction": True},
+            None,
+        )
+        for n in (10, 12, 14)
+    ],  # fmt: skip
 ]
 
 
@@ -183,7 +194,9 @@ def fp32_margins(reference: np.ndarray, names: list[str]) -> list[dict]:
              "gap_4_5": round(float(ordered[i, 3] - ordered[i, 4]), 4)} for i, n in enumerate(names)]  # fmt: skip
 
 
-def build_setting(number: int, reference: Path, evaluate: list, truth: np.ndarray, names: list[str]) -> dict:
+def build_setting(
+    number: int, reference: Path, evaluate: list, truth: np.ndarray, names: list[str], stable: list[set[int]]
+) -> dict:
     label, calibration, options, tail = SETTINGS[number - 1]
     given = dict(options)
     if tail is not None:
@@ -209,7 +222,7 @@ def build_setting(number: int, reference: Path, evaluate: list, truth: np.ndarra
             "excluded_nodes": excluded, "folder": folder.name, "build_s": build_s, "auto_fp32": auto, "qat": qat,
             "runtime_float_convs": runtime_float_convs(folder / "model.onnx"),
             "calibration_sqnr_db": calibration_sqnr(reference, folder / "model.onnx"),
-            **score(logits, truth, names)}  # fmt: skip
+            **score(logits, truth, names), "stable_top5_kept": stable_kept(logits, stable)}  # fmt: skip
 
 
 def host_reduce_range() -> bool:
@@ -286,6 +299,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "imagenet-int8.json")
+    parser.add_argument("--rescore", action="store_true",
+                        help="add the stable-label columns to --out (a run from any host) from its recorded misses, "
+                             "without building or timing anything")  # fmt: skip
+    parser.add_argument("--host", type=json.loads, default=None,
+                        help="with --rescore, for a run that did not record its CPU: "
+                             '\'{"isa_class": ..., "isa_features": [...], "reduce_range": ...}\'')  # fmt: skip
     args = parser.parse_args()
     reference = WORK / "reference"  # one variant: convert writes the artifact itself there
     if not (reference / "manifest.json").exists():
@@ -298,10 +317,18 @@ def main() -> None:
     if not truth_file.exists():
         np.save(truth_file, reference_logits(IMAGENET_SPEC, evaluate))
     truth = np.load(truth_file)
+    changed = changed_logits(lambda batch: reference_logits(IMAGENET_SPEC, batch), evaluate)
+    stable = stable_top5(truth, changed)
+    fp32_changed = [{"change": name, **score(logits, truth, names), "stable_top5_kept": stable_kept(logits, stable)}
+                    for name, logits in changed.items()]  # fmt: skip
+    stability = {"stable_labels": [sorted(s) for s in stable], "fp32_after_change": fp32_changed}
+    if args.rescore:
+        rescore(args.out, stability, names, args)
+        return
     chosen = [int(x) for x in args.only.split(",")] if args.only else range(1, len(SETTINGS) + 1)
     rows = []
     for number in chosen:
-        rows.append(build_setting(number, reference, evaluate, truth, names))
+        rows.append(build_setting(number, reference, evaluate, truth, names, stable))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "misses"}), flush=True)
     if not args.build_only:
         from edgekit.artifact import read_manifest
@@ -312,33 +339,68 @@ def main() -> None:
         timed = latency(folders, feed, args.rounds, args.runs)
         for row in rows:
             row["p50_ms"] = timed[str(row["number"])]
-        write(args.out, rows, timed["onnx-fp32"], fp32_margins(truth, names), args)
+        write(args.out, rows, timed["onnx-fp32"], fp32_margins(truth, names), stability, this_host(), args)
 
 
-def write(out: Path, rows: list[dict], fp32_ms: float, margins: list[dict], args: argparse.Namespace) -> None:
+def rescore(out: Path, stability: dict, names: list[str], args: argparse.Namespace) -> None:
+    """The stable-label count of every row of an earlier run, from its misses (each label that left FP32's
+    top-5 is recorded there): FP32's logits, the photos and their changes are the same on every host."""
+    saved = json.loads(out.read_text())
+    stable = dict(zip(names, map(set, stability["stable_labels"]), strict=True))
+    for row in saved["settings"]:
+        lost = sum(1 for m in row["misses"] if m["left"] in stable[m["photo"]])
+        row["stable_top5_kept"] = sum(map(len, stable.values())) - lost
+    cpu = saved.get("host") or args.host
+    if cpu is None:
+        raise SystemExit(f"{out} does not record its host's CPU: pass --host with what it ran on")
+    args.rounds, args.runs = saved["timing"]["rounds"], saved["timing"]["runs_per_round"]
+    write(out, saved["settings"], saved["onnx_fp32_p50_ms"], saved["fp32_margins"], stability, cpu, args)
+
+
+def this_host() -> dict:
     from edgekit.targets.preflight import isa_class
     from edgekit.targets.profiles import load_target
 
     host = load_target("host")
-    cpu = {"isa_class": isa_class(host.arch, host.isa_features), "isa_features": list(host.isa_features),
-           "reduce_range": host_reduce_range()}  # fmt: skip
-    dump({"host": cpu, "settings": rows, "onnx_fp32_p50_ms": fp32_ms, "fp32_margins": margins,
+    return {"isa_class": isa_class(host.arch, host.isa_features), "isa_features": list(host.isa_features),
+            "reduce_range": host_reduce_range()}  # fmt: skip
+
+
+def write(
+    out: Path,
+    rows: list[dict],
+    fp32_ms: float,
+    margins: list[dict],
+    stability: dict,
+    cpu: dict,
+    args: argparse.Namespace,
+) -> None:
+    dump({"host": cpu, "settings": rows, "onnx_fp32_p50_ms": fp32_ms, "fp32_margins": margins, **stability,
           "timing": {"batch": 1, "size": 224, "threads": 2, "rounds": args.rounds, "runs_per_round": args.runs,
                      "mode": "one process, sessions interleaved, model only"}}, out)  # fmt: skip
+    stable_total = sum(map(len, stability["stable_labels"]))
     default = next((r["p50_ms"] for r in rows if r["calibration"] == "other-96" and not r["options"]
                     and r["tail"] is None), float("nan"))  # fmt: skip
     lines = ["# ORT static INT8 settings for EfficientNet-Lite0's ImageNet top-5 on 9 real photos", "",
              f"Reference: PyTorch FP32. ONNX FP32 batch-1 p50 {fp32_ms:.2f} ms (same interleaved run). Host: "
              f"{cpu['isa_class']} ({', '.join(cpu['isa_features'])}); weights reduce_range "
              f"{'on' if cpu['reduce_range'] else 'off'} unless a row sets it.", "",
-             "| # | setting | calibration | top-5 kept /45 | top-1 kept /9 | Kendall tau | Spearman rho | "
-             "RMS Δlogit | SQNR dB (32 calib. crops) | FP32 convs at run time | p50 ms | vs default INT8 | build s |",
-             "|---" * 13 + "|"]  # fmt: skip
+             f"| # | setting | calibration | top-5 kept /45 | stable top-5 kept /{stable_total} | top-1 kept /9 | "
+             "Kendall tau | Spearman rho | RMS Δlogit | SQNR dB (32 calib. crops) | FP32 convs at run time | p50 ms | "
+             "vs default INT8 | build s |", "|---" * 14 + "|"]  # fmt: skip
     for r in rows:
-        lines.append(f"| {r['number']} | {r['setting']} | {r['calibration']} | {r['top5_kept']} | {r['top1_kept']} | "
+        lines.append(f"| {r['number']} | {r['setting']} | {r['calibration']} | {r['top5_kept']} | "
+                     f"{r['stable_top5_kept']} | {r['top1_kept']} | "
                      f"{r['kendall_tau']:.3f} | {r['spearman_rho']:.3f} | {r['rms_dlogit']} | "
                      f"{r['calibration_sqnr_db']} | {r['runtime_float_convs']} | {r['p50_ms']:.2f} | "
                      f"{r['p50_ms'] / default:.2f}x | {r['build_s']} |")  # fmt: skip
+    lines += ["", "PyTorch FP32 itself after a change to the photo, scored the same way (stable labels: those in "
+              "PyTorch FP32's top-5 that stay there under every change but the mirror; "
+              "`benchmarks/benign_changes.py`):",
+              "", f"| change | top-5 kept /45 | stable top-5 kept /{stable_total} | top-1 kept /9 | RMS Δlogit |",
+              "|---|---|---|---|---|",
+              *[f"| {c['change']} | {c['top5_kept']} | {c['stable_top5_kept']} | {c['top1_kept']} | {c['rms_dlogit']} |"
+                for c in stability["fp32_after_change"]]]  # fmt: skip
     lines += ["", "FP32 logit gaps at the top-5 boundary (PyTorch):", "", "| photo | rank 4 - 5 | rank 5 - 6 |",
               "|---|---|---|", *[f"| {m['photo']} | {m['gap_4_5']} | {m['gap_5_6']} |" for m in margins]]  # fmt: skip
     lines += ["", "Nodes kept FP32 by `auto_fp32` (logit SQNR gain in dB when each alone is FP32, on 32 calibration "
