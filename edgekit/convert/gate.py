@@ -42,6 +42,10 @@ class GateReport:
     # The same texts through predict_batch at the target's and the server's batch sizes, as an
     # app or `edgekit serve` runs them: a label that changes with the batch fails the gate.
     batch_consistency: dict | None = None
+    # Heads with more than 5 labels (ImageNet-style): the mean share of the reference's top-5 labels
+    # that stay in the variant's top-5. Reported, not gated: near-ties at rank 5 swap under any change
+    # to the input, FP32's own too (docs/images.md, "How stable is FP32's own top-5?").
+    top5_overlap: float | None = None
 
     @property
     def batch_label_flips(self) -> int:
@@ -63,9 +67,10 @@ class GateReport:
         if self.batch_label_flips:
             figures += f"; {self.batch_label_flips} label(s) changed with the batch"
         verdict = "passed" if self.passed else "REJECTED"
+        top5 = "" if self.top5_overlap is None else f", top-5 overlap {self.top5_overlap:.4f}"
         return (
             f"{self.variant}: {verdict}: {figures}, allowed {self.allowed_drop_points:.2f} pts; "
-            f"agreement {self.agreement:.4f}, max |Δlogit| {self.max_abs_logit_diff:.3f}"
+            f"agreement {self.agreement:.4f}{top5}, max |Δlogit| {self.max_abs_logit_diff:.3f}"
         )
 
 
@@ -101,7 +106,17 @@ def judge(
         max_abs_logit_diff=float(diff.max()),
         mean_abs_logit_diff=float(diff.mean()),
         rows=len(predictions),
+        top5_overlap=top_k_overlap(logits, reference, 5) if logits.shape[-1] > 5 else None,
     )
+
+
+def top_k_overlap(logits: np.ndarray, reference: np.ndarray, k: int) -> float:
+    """Mean share of the reference's k highest labels that are among the variant's k highest (order ignored)."""
+    if len(logits) == 0:
+        return 1.0
+    ours = np.argpartition(-logits, k - 1, axis=-1)[:, :k]
+    theirs = np.argpartition(-reference, k - 1, axis=-1)[:, :k]
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ours.tolist(), theirs.tolist(), strict=True)]))
 
 
 BATCH_CHECK_ROWS = 128  # enough rows to fill the largest batch twice; the check is about the runtime, not accuracy
