@@ -142,6 +142,16 @@ SETTINGS: list[tuple[str, str, dict[str, Any], tuple[int, bool] | None]] = [
         )
         for n in (10, 12, 14)
     ],  # fmt: skip
+    # The FP32 prefix chosen from the calibration crops (edgekit.quantize.prefix_search), never the photos.
+    *[
+        (
+            f"leading_fp32: fewest leading convs reaching {db} dB",
+            "other-96",
+            {"leading_fp32": {"target_sqnr_db": db}},
+            None,
+        )
+        for db in (20, 25, 30)
+    ],  # fmt: skip
 ]
 
 
@@ -209,7 +219,10 @@ def build_setting(
     if not folder.exists():
         source = imagenet_source() if "qat" in given else None
         record = build("ort-int8-static", given, reference, calibration_set(calibration), folder, source)
-        kept = {"build_s": record["build_s"], **{k: record["settings"].get(k) for k in ("auto_fp32", "qat")}}
+        kept = {
+            "build_s": record["build_s"],
+            **{k: record["settings"].get(k) for k in ("auto_fp32", "qat", "leading_fp32")},
+        }
         (folder.parent / f"{folder.name}.build.json").write_text(json.dumps(kept))
     from edgekit.runtime import EdgeModel
 
@@ -220,6 +233,7 @@ def build_setting(
     excluded = len(auto["chosen"]) if auto else len(given.get("exclude_nodes", []))
     return {"number": number, "setting": label, "calibration": calibration, "options": shown, "tail": tail,
             "excluded_nodes": excluded, "folder": folder.name, "build_s": build_s, "auto_fp32": auto, "qat": qat,
+            "leading_fp32": built.get("leading_fp32"),
             "runtime_float_convs": runtime_float_convs(folder / "model.onnx"),
             "calibration_sqnr_db": calibration_sqnr(reference, folder / "model.onnx"),
             **score(logits, truth, names), "stable_top5_kept": stable_kept(logits, stable)}  # fmt: skip
@@ -412,6 +426,15 @@ def write(
                               for c in auto["chosen"])  # fmt: skip
             lines.append(f"- #{r['number']} ({auto['all_int8_sqnr_db']} → {auto['result_sqnr_db']} dB, "
                          f"{auto['candidates']} candidates): {picks}")  # fmt: skip
+    searched = [r for r in rows if r.get("leading_fp32")]
+    if searched:
+        lines += ["", "Prefixes tried by `leading_fp32` (leading convolutions in FP32: logit SQNR dB on 32 calibration "
+                  "crops):", ""]  # fmt: skip
+        for r in searched:
+            found = r["leading_fp32"]
+            tried = ", ".join(f"{k}: {v}" for k, v in found["tried"].items())
+            lines.append(f"- #{r['number']} (target {found['target_sqnr_db']} dB): chose "
+                         f"{found['exclude_leading_convs']} of {found['convolutions']}; tried {tried}")  # fmt: skip
     lines += ["", "Misses (label left the top-5 / label came in, FP32 ranks, FP32 logit gap):", ""]
     for r in rows:
         for m in r["misses"]:

@@ -15,54 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_graphs import conv_node, write_outlier_cnn
 
 SIDE = 8
 
 
-def _conv(name: str, source: str, weight: np.ndarray, bias: np.ndarray, relu: bool = True) -> tuple[list, list]:
-    from onnx import helper, numpy_helper
-
-    pad = weight.shape[-1] // 2
-    nodes = [helper.make_node("Conv", [source, f"{name}.w", f"{name}.b"], [f"{name}.y"], name=name,
-                              pads=[pad] * 4)]  # fmt: skip
-    if relu:
-        nodes.append(helper.make_node("Relu", [f"{name}.y"], [f"{name}.r"], name=f"{name}_relu"))
-    return nodes, [numpy_helper.from_array(weight, f"{name}.w"), numpy_helper.from_array(bias, f"{name}.b")]
-
-
 @pytest.fixture(scope="module")
 def outlier_cnn(tmp_path_factory) -> Path:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    w_a = rng.normal(0, 0.4, (4, 3, 3, 3)).astype(np.float32)
-    b_a = np.full(4, 0.1, np.float32)
-    w_a[0], b_a[0] = 0.0, 0.0  # conv_a's channel 0 is always 0 after its ReLU
-    w_b = rng.normal(0, 0.3, (4, 4, 3, 3)).astype(np.float32)
-    w_b[:, 0] = 0.0
-    w_b[0, 0, 1, 1] = 60.0  # reads the dead channel: no effect in FP32, but it sets the per-tensor weight scale
-    w_c = rng.normal(0, 0.4, (4, 4, 1, 1)).astype(np.float32)
-    nodes, inits = [], []
-    for name, source, weight in (("conv_a", "pixel_values", w_a), ("conv_b", "conv_a.r", w_b),
-                                 ("conv_c", "conv_b.r", w_c)):  # fmt: skip
-        bias = b_a if name == "conv_a" else np.full(weight.shape[0], 0.05, np.float32)
-        more_nodes, more_inits = _conv(name, source, weight, bias)
-        nodes, inits = nodes + more_nodes, inits + more_inits
-    nodes += [helper.make_node("GlobalAveragePool", ["conv_c.r"], ["pooled"], name="pool"),
-              helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
-              helper.make_node("Gemm", ["flat", "head.w", "head.b"], ["logits"], name="head", transB=1)]  # fmt: skip
-    inits += [numpy_helper.from_array(rng.normal(0, 1, (5, 4)).astype(np.float32), "head.w"),
-              numpy_helper.from_array(np.zeros(5, np.float32), "head.b")]  # fmt: skip
-    graph = helper.make_graph(nodes, "outlier", [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
-                              ["batch", 3, SIDE, SIDE])], [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
-                              ["batch", 5])], inits)  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = tmp_path_factory.mktemp("outlier-cnn") / "model.onnx"
-    onnx.save(model, str(path))
-    return path
+    return write_outlier_cnn(tmp_path_factory.mktemp("outlier-cnn") / "model.onnx", SIDE)
 
 
 def _feeds(count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -236,7 +196,7 @@ def test_two_fp32_nodes_reading_one_tensor_share_its_fp32_copy(tmp_path):
     nodes, inits = [], []
     for name, source, shape in (("conv_a", "pixel_values", (4, 3, 3, 3)), ("conv_b", "conv_a.r", (4, 4, 3, 3)),
                                 ("conv_c", "conv_a.r", (4, 4, 1, 1))):  # fmt: skip
-        more_nodes, more_inits = _conv(name, source, rng.normal(0, 0.4, shape).astype(np.float32),
+        more_nodes, more_inits = conv_node(name, source, rng.normal(0, 0.4, shape).astype(np.float32),
                                        np.full(4, 0.1, np.float32))  # fmt: skip
         nodes, inits = nodes + more_nodes, inits + more_inits
     nodes += [helper.make_node("Add", ["conv_b.r", "conv_c.r"], ["sum"], name="add"),

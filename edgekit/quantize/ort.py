@@ -18,6 +18,7 @@ from typing import Literal
 
 from edgekit.errors import ExportError
 from edgekit.quantize.calibration import Feed, FeedReader
+from edgekit.quantize.prefix_search import LeadingFp32
 from edgekit.quantize.sensitivity import AutoFp32
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
@@ -60,6 +61,25 @@ class StaticTuning:
     # Sensitivity-guided: the nodes whose FP32 most improves the logits, measured on the calibration
     # inputs (edgekit.quantize.sensitivity).
     auto_fp32: AutoFp32 | None = None
+    # The smallest FP32 prefix that reaches a logit SQNR target (edgekit.quantize.prefix_search).
+    leading_fp32: LeadingFp32 | None = None
+
+    def __post_init__(self) -> None:
+        conflict = fp32_choice_conflict(self.exclude_leading_convs, self.auto_fp32 is not None,
+                                        self.leading_fp32 is not None)  # fmt: skip
+        if conflict:
+            raise ExportError(conflict)
+
+
+def fp32_choice_conflict(exclude_leading_convs: int, auto_fp32: bool, leading_fp32: bool) -> str | None:
+    """Why these ways of choosing FP32 layers cannot be combined, or None: each decides the same thing."""
+    if leading_fp32 and (exclude_leading_convs or auto_fp32):
+        given = "exclude_leading_convs" if exclude_leading_convs else "auto_fp32"
+        return (
+            f"leading_fp32 chooses how many leading convolutions stay FP32, and {given} is given too. Keep one: "
+            "leading_fp32 to search for it, exclude_leading_convs to fix it, auto_fp32 for single nodes anywhere."
+        )
+    return None
 
 
 def excluded_nodes(model_path: Path, tuning: StaticTuning) -> list[str]:
@@ -149,6 +169,8 @@ def quantize_static_int8(
         prepare_for_quantization(source, prepared)
         qdq = _QdqSettings(feeds, method, op_types, per_channel, reduce_range, signed_activations, tuning)
         excluded = excluded_nodes(prepared, tuning)
+        if tuning.leading_fp32 is not None:
+            return _quantize_with_leading_prefix(prepared, target, feeds, excluded, qdq, Path(scratch))
         if tuning.auto_fp32 is None:
             _quantize_qdq(prepared, target, excluded, qdq)
             return {}
@@ -164,6 +186,37 @@ def quantize_static_int8(
         found.rewired = read_fp32_inputs(prepared, target, found.chosen)
         found.result_sqnr_db = sqnr_db(model_logits(prepared, scored), model_logits(target, scored))
         return found.record()
+
+
+def _quantize_with_leading_prefix(
+    prepared: Path, target: Path, feeds: list[Feed], excluded: list[str], qdq: _QdqSettings, scratch: Path
+) -> dict:
+    """Static INT8 with the smallest FP32 prefix that reaches ``qdq.tuning.leading_fp32``'s SQNR target."""
+    import shutil
+
+    import onnx
+
+    from edgekit.quantize.prefix_search import search_leading_prefix
+    from edgekit.quantize.sensitivity import model_logits, scoring_feeds, sqnr_db
+
+    nodes = list(onnx.load(str(prepared), load_external_data=False).graph.node)
+    convolutions = sum(1 for node in nodes if node.op_type == "Conv")
+
+    def built(k: int) -> Path:
+        return scratch / f"prefix-{k}.onnx"
+
+    leading = qdq.tuning.leading_fp32
+    assert leading is not None
+    picked, scored = scoring_feeds(feeds, leading, "leading_fp32")
+    reference = model_logits(prepared, scored)
+
+    def sqnr_with_prefix(k: int) -> float:
+        _quantize_qdq(prepared, built(k), excluded + (_leading_nodes(nodes, k) if k else []), qdq)
+        return sqnr_db(reference, model_logits(built(k), scored))
+
+    found = search_leading_prefix(leading, convolutions, picked, sqnr_with_prefix)
+    shutil.copyfile(built(found.chosen), target)  # the graph that was scored, not a re-run of the quantizer
+    return found.record()
 
 
 def prepare_for_quantization(source: Path, target: Path) -> None:

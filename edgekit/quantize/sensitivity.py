@@ -86,10 +86,11 @@ class Sensitivity:
         }
 
 
-def scoring_feeds(feeds: list[Feed], auto: AutoFp32) -> tuple[list[int], list[Feed]]:
-    """A seeded subset of the calibration inputs, in their original order (all when there are few)."""
+def scoring_feeds(feeds: list[Feed], auto: Any, option: str = "auto_fp32") -> tuple[list[int], list[Feed]]:
+    """A seeded subset (``auto.samples``, drawn with ``auto.seed``) of the calibration inputs, in their original
+    order (all when there are few)."""
     if not feeds:
-        raise ExportError("auto_fp32 needs calibration inputs to score the nodes; the calibration set is empty.")
+        raise ExportError(f"{option} needs calibration inputs to measure the INT8 error; the calibration set is empty.")
     if auto.samples >= len(feeds):
         picked = list(range(len(feeds)))
     else:

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgekit.convert.variants.registry import REFERENCE, BuildContext, BuildOutput, VariantKind, VariantOptions
 from edgekit.errors import RecipeError
@@ -73,6 +73,12 @@ class AutoFp32Options(VariantOptions):
     rounds: int = Field(1, ge=1, le=64, description="greedy rounds: re-score after each round's picks")
 
 
+class LeadingFp32Options(VariantOptions):
+    target_sqnr_db: float = Field(gt=0, le=100, description="logit SQNR against FP32 the INT8 graph must reach")
+    samples: int = Field(32, ge=1, description="calibration inputs the SQNR is measured on")
+    seed: int = Field(0, ge=0, description="draws the scored calibration inputs")
+
+
 class QatOptions(VariantOptions):
     epochs: float = Field(8.0, gt=0, le=100, description="passes over the calibration inputs")
     learning_rate: float = Field(1e-5, gt=0, le=0.1)
@@ -96,11 +102,24 @@ class StaticOptions(IntegerOptions):
     exclude_leading_convs: int = Field(0, ge=0, description="keep every node before the (N+1)-th Conv in FP32")
     # Sensitivity-guided mixed precision (edgekit.quantize.sensitivity).
     auto_fp32: AutoFp32Options | None = Field(None, description="keep the nodes whose FP32 most improves the logits")
+    leading_fp32: LeadingFp32Options | None = Field(
+        None, description="keep the fewest leading convolutions in FP32 that reach a logit SQNR target"
+    )
     bias_correction: bool = Field(
         False, description="shift each INT8 convolution's bias so its mean output matches FP32 on the calibration data"
     )
     # Quantization-aware fine-tuning of the PyTorch model first (edgekit.quantize.qat): image classifiers.
     qat: QatOptions | None = Field(None, description="fine-tune the weights under simulated INT8 to match FP32")
+
+    @model_validator(mode="after")
+    def _one_way_to_choose_fp32_layers(self) -> StaticOptions:
+        from edgekit.quantize.ort import fp32_choice_conflict
+
+        conflict = fp32_choice_conflict(self.exclude_leading_convs, self.auto_fp32 is not None,
+                                        self.leading_fp32 is not None)  # fmt: skip
+        if conflict:
+            raise ValueError(conflict)
+        return self
 
 
 class OrtInt8Static(VariantKind):
@@ -122,15 +141,17 @@ class OrtInt8Static(VariantKind):
 
     def build(self, ctx: BuildContext, folder: Path, options: StaticOptions) -> BuildOutput:
         from edgekit.quantize.ort import StaticTuning, quantize_static_int8
+        from edgekit.quantize.prefix_search import LeadingFp32
         from edgekit.quantize.sensitivity import AutoFp32
 
         per_channel, reduce_range = ctx.per_channel(options.per_channel), ctx.reduce_range(options.reduce_range)
         signed = ctx.target.arch != "x86_64"  # u8 activations suit x86's VNNI/AVX2 kernels, s8 ARM's
         auto = AutoFp32(**options.auto_fp32.model_dump()) if options.auto_fp32 else None
+        leading = LeadingFp32(**options.leading_fp32.model_dump()) if options.leading_fp32 else None
         tuning = StaticTuning(tuple(options.exclude_nodes), options.exclude_depthwise, options.exclude_first_conv,
                               options.exclude_last_matmul, options.symmetric_activations,
                               options.percentile, exclude_leading_convs=options.exclude_leading_convs,
-                              auto_fp32=auto)  # fmt: skip
+                              auto_fp32=auto, leading_fp32=leading)  # fmt: skip
         with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
             source, qat = ctx.reference_onnx, None
             if options.qat is not None:
@@ -151,8 +172,8 @@ class OrtInt8Static(VariantKind):
         }
         if options.calibration_method == "percentile":
             settings["percentile"] = options.percentile
-        if chosen:  # the nodes the sensitivity search kept in FP32, with their measured gains
-            settings["auto_fp32"] = chosen
+        if chosen:  # what the search kept in FP32 (auto_fp32: nodes and gains; leading_fp32: prefix and SQNRs)
+            settings["leading_fp32" if leading else "auto_fp32"] = chosen
         if qat is not None:
             settings["qat"] = qat
         if options.bias_correction:
