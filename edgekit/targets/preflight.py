@@ -115,7 +115,7 @@ def _ort_int8_cnn(arch: str, isa: set[str]) -> list[Outlook]:
     if arch == "x86_64" and "avx2" in isa:
         why = (
             "AVX2 without VNNI: static QDQ with reduce_range weights measured 1.25x over ORT FP32 on "
-            "EfficientNet-Lite0 at 224 px with decode and pre-processing (10.9 vs 13.6 ms; model alone 1.48-1.54x)"
+            "EfficientNet-Lite0 at 224 px with decode and pre-processing (10.9 vs 13.6 ms; model alone 1.48-1.59x)"
             "; full-range weights saturate 16-bit sums there (ImageNet top-5 kept 33/45 vs 38/45)"
         )
         return [Outlook("onnxruntime", "int8", "faster", why)]
