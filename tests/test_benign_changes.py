@@ -51,3 +51,28 @@ def test_the_changes_keep_an_rgb_photo_and_change_its_pixels_only_slightly():
             diff = np.abs(np.asarray(out, dtype=np.int16) - smooth).mean()
             assert 0 < diff < 3, (name, diff)
     assert np.array_equal(np.asarray(benign.CHANGES["mirrored"](photo)), smooth[:, ::-1])
+
+
+def test_the_gate_s_jpeg_change_decodes_like_the_runtime_one_input_at_a_time(image_artifact):
+    """edgekit's own unnoticed change for images (the gate's noise floor): JPEG bytes of the same size, the
+    runtime's checks still apply, and inputs are consumed lazily (memory stays bounded)."""
+    import io
+
+    from image_helpers import encode, photo
+    from PIL import Image
+
+    from edgekit.errors import InputError
+    from edgekit.tasks.image_classification import saved_as_jpeg
+
+    def inputs():
+        yield photo(30, 40)
+        yield encode(photo(20, 25, seed=1))
+        raise AssertionError("read past what was asked for")
+
+    changed = saved_as_jpeg(image_artifact, inputs())
+    first, second = next(changed), next(changed)
+    for data, size in ((first, (40, 30)), (second, (25, 20))):
+        picture = Image.open(io.BytesIO(data))
+        assert picture.format == "JPEG" and picture.size == size and picture.mode == "RGB"
+    with pytest.raises(InputError, match="Input 0"):
+        next(saved_as_jpeg(image_artifact, [b"not an image"]))

@@ -108,6 +108,12 @@ def test_factory_module_converts_end_to_end(tmp_path, factory_dir, images):
     assert ov["parity"]["passed"]
     static = json.loads((tmp_path / "out" / summary.locations["ort-int8-static"] / "manifest.json").read_text())
     assert "Conv" in static["metrics"]["build"]["op_types"]  # the image task's measured default, not MatMul-only
+    floor = summary.gate["reference_under_change"]  # FP32 against itself with its images saved as JPEG
+    assert floor["change"] == "each image saved as JPEG (quality 95)" and 0.0 < floor["agreement"] <= 1.0
+    assert "top5_overlap" not in floor  # a 2-label head has no top-5
+    from edgekit.convert.summary import markdown
+
+    assert f"agreement {floor['agreement']:.4f}" in markdown(summary)
     picture = next((images / "round").glob("*.png"))
     for name in variants:
         prediction = EdgeModel.load(tmp_path / "out" / summary.locations[name]).predict(str(picture))

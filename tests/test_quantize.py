@@ -129,6 +129,7 @@ def test_gate_on_unlabelled_data_uses_agreement(tmp_path, trained_tiny_dir, sent
     gate = next(v for v in result.summary.variants if v["name"] == "ort-int8-dynamic")["gate"]
     assert gate["basis"] == "agreement" and gate["accuracy"] is None
     assert gate["drop_points"] == pytest.approx((1 - gate["agreement"]) * 100)
+    assert "reference_under_change" not in result.summary.gate  # text has no unnoticed change to measure
 
 
 def test_bad_quantization_inputs_give_clear_errors(tmp_path, trained_tiny_dir, sentiment_eval, tiny_artifact):

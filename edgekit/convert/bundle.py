@@ -16,7 +16,7 @@ from typing import Any
 from edgekit.artifact import SUMMARY_NAME, manifest_digests, read_manifest
 from edgekit.bench.harness import BenchSettings, Variant, run_benchmark
 from edgekit.bench.results import new_document, write_results
-from edgekit.convert.gate import EvalSet, batch1_logits
+from edgekit.convert.gate import EvalSet, batch1_logits, reference_stability
 from edgekit.convert.recipe import Recipe
 from edgekit.convert.recommend import VariantRecord, check_outlook_against_measurement, choose_recommended
 from edgekit.convert.sources import LoadedSource, public_name
@@ -70,6 +70,12 @@ def build_variants(
     reference_accuracy = None
     if evaluation.label_ids is not None:
         reference_accuracy = accuracy(reference_logits.argmax(-1), evaluation.label_ids)
+    task = get_task(recipe.task)
+    stability = None
+    if task.unnoticed_change is not None:
+        with reporter.stage(f"FP32 reference against itself, {task.unnoticed_change_name}"):
+            stability = reference_stability(reference_dir, evaluation.texts, reference_logits, task.unnoticed_change,
+                                            task.unnoticed_change_name)  # fmt: skip
 
     def validation(rows: int) -> tuple[list[str], list[int]] | None:
         if not data.has_labels:
@@ -110,6 +116,7 @@ def build_variants(
             "rows": len(evaluation.texts),
             "data": public_name(evaluation.source),
             "labelled": evaluation.label_ids is not None,
+            **({"reference_under_change": stability} if stability else {}),
         },  # fmt: skip
         "bench": bench_info,
         "preflight": [o.to_dict() for o in outlooks],

@@ -9,8 +9,10 @@ inputs whose prediction changed stands in for the drop (it bounds it from above)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,9 +76,26 @@ class GateReport:
         )
 
 
-def batch1_logits(artifact_dir: Path, texts: list[str], threads: int | None = None) -> np.ndarray:
+def batch1_logits(artifact_dir: Path, texts: Iterable[Any], threads: int | None = None) -> np.ndarray:
+    """Logits at batch 1, one input at a time (``texts`` may be a generator: memory stays bounded)."""
     model = EdgeModel.load(artifact_dir, threads=threads)
     return np.concatenate([model.logits([text]) for text in texts]).astype(np.float64)
+
+
+def reference_stability(
+    reference_dir: Path, inputs: list[Any], reference_logits: np.ndarray, change: Callable, name: str
+) -> dict[str, Any]:
+    """The FP32 reference against itself when every input goes through ``change`` (a change no user would
+    notice): how many of its own predictions (and top-5 labels) such a change moves, the noise floor a
+    variant's agreement is read against. Reported, not gated."""
+    changed = batch1_logits(reference_dir, change(reference_dir, inputs))
+    stability = {
+        "change": name,
+        "agreement": agreement(changed.argmax(-1).tolist(), reference_logits.argmax(-1).tolist()),
+    }
+    if reference_logits.shape[-1] > 5:
+        stability["top5_overlap"] = top_k_overlap(changed, reference_logits, 5)
+    return stability
 
 
 def judge(

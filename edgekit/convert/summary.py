@@ -28,7 +28,7 @@ class BundleSummary:
     recommended: str
     recommended_because: str
     reference_accuracy: float | None
-    gate: dict[str, Any]  # allowed_drop_points, rows, data, labelled
+    gate: dict[str, Any]  # allowed_drop_points, rows, data, labelled, reference_under_change (images)
     bench: dict[str, Any] | None  # threads, runs, rounds, mode, caveats; None when not benchmarked
     preflight: list[dict[str, Any]]
     preflight_vs_measured: list[str]
@@ -179,9 +179,13 @@ def _caption(summary: BundleSummary) -> str:
         else "Not benchmarked (--no-bench)."
     )
     gate = summary.gate
+    floor = ""
+    if stable := gate.get("reference_under_change"):
+        top5 = f", top-5 overlap {stable['top5_overlap']:.4f}" if "top5_overlap" in stable else ""
+        floor = f" {REFERENCE} against itself with {stable['change']}: agreement {stable['agreement']:.4f}{top5}."
     return (
         f"Gate: accuracy drop vs {REFERENCE} at most {gate['allowed_drop_points']:.2f} points on "
-        f"{gate['rows']} rows of {gate['data']} (batch 1). {timing}"
+        f"{gate['rows']} rows of {gate['data']} (batch 1).{floor} {timing}"
     )
 
 

@@ -9,7 +9,7 @@ packages can do the same through the entry-point group ``edgekit.tasks``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,11 @@ class TaskSpec:
     # What a bundle for this task builds by default (the quickstart's list), measured on this kind of model.
     default_variants: tuple[str, ...] = ("onnx-fp32", "ort-int8-dynamic", "ort-int8-static", "ov-fp32", "ov-int8")
     nncf_model_type: str | None = "TRANSFORMER"  # NNCF's scheme for ov-int8; None: its default (CNNs)
+    # (reference artifact, inputs) -> the same inputs, one at a time, after a change no user would notice
+    # (images: saved as JPEG). The gate reports the FP32 reference's agreement with itself under it: the
+    # noise floor an INT8 variant's agreement is read against. None: not reported (text has no such change).
+    unnoticed_change: Callable[[Path, Iterable[Any]], Iterator[Any]] | None = None
+    unnoticed_change_name: str = ""
 
 
 _TASKS: dict[str, TaskSpec] = {}
