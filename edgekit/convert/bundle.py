@@ -48,6 +48,25 @@ def _calibration_texts(recipe: Recipe, data: TextDataset) -> list[str]:
     return pool.sample(spec.samples, seed=1).texts
 
 
+def _evaluate_reference(
+    reference_dir: Path, evaluation: EvalSet, recipe: Recipe, reporter: Reporter
+) -> tuple[Any, float | None, dict | None]:
+    """The reference's batch-1 logits, its accuracy (labelled data) and, where the task has an unnoticed
+    change (images: a JPEG save), its agreement with itself under it: the gate's noise floor."""
+    with reporter.stage(f"Evaluating the FP32 reference on {len(evaluation.texts)} rows"):
+        reference_logits = batch1_logits(reference_dir, evaluation.texts)
+    reference_accuracy = None
+    if evaluation.label_ids is not None:
+        reference_accuracy = accuracy(reference_logits.argmax(-1), evaluation.label_ids)
+    task = get_task(recipe.task)
+    if task.unnoticed_change is None:
+        return reference_logits, reference_accuracy, None
+    with reporter.stage(f"FP32 reference against itself, {task.unnoticed_change_name}"):
+        stability = reference_stability(reference_dir, evaluation.texts, reference_logits, task.unnoticed_change,
+                                        task.unnoticed_change_name)  # fmt: skip
+    return reference_logits, reference_accuracy, stability
+
+
 def build_variants(
     source: LoadedSource,
     staging: Path,
@@ -65,17 +84,7 @@ def build_variants(
         allowed = target.budgets.max_accuracy_drop if target.budgets.max_accuracy_drop is not None else 1.0
     outlooks = _preflight(recipe, target, reporter)
 
-    with reporter.stage(f"Evaluating the FP32 reference on {len(evaluation.texts)} rows"):
-        reference_logits = batch1_logits(reference_dir, evaluation.texts)
-    reference_accuracy = None
-    if evaluation.label_ids is not None:
-        reference_accuracy = accuracy(reference_logits.argmax(-1), evaluation.label_ids)
-    task = get_task(recipe.task)
-    stability = None
-    if task.unnoticed_change is not None:
-        with reporter.stage(f"FP32 reference against itself, {task.unnoticed_change_name}"):
-            stability = reference_stability(reference_dir, evaluation.texts, reference_logits, task.unnoticed_change,
-                                            task.unnoticed_change_name)  # fmt: skip
+    reference_logits, reference_accuracy, stability = _evaluate_reference(reference_dir, evaluation, recipe, reporter)
 
     def validation(rows: int) -> tuple[list[str], list[int]] | None:
         if not data.has_labels:
