@@ -71,7 +71,9 @@ def _quantize(source: Path, target: Path, leading: LeadingFp32, feeds: list | No
                                 tuning=StaticTuning(leading_fp32=leading))  # fmt: skip
 
 
-def test_the_prefix_through_the_damaging_conv_is_chosen_and_runs_fp32(tmp_path, outlier_cnn):
+def test_the_prefix_through_the_damaging_conv_is_chosen_and_runs_fp32(tmp_path, outlier_cnn, monkeypatch):
+    import shutil
+
     import onnx
 
     from edgekit.quantize.sensitivity import model_logits, sqnr_db
@@ -79,7 +81,12 @@ def test_the_prefix_through_the_damaging_conv_is_chosen_and_runs_fp32(tmp_path, 
     probe = _quantize(outlier_cnn, tmp_path / "probe.onnx", LeadingFp32(0.001))
     assert probe["exclude_leading_convs"] == 0  # any INT8 graph passes a near-zero target
     all_int8 = probe["result_sqnr_db"]
+    on_disk = []
+    copy = shutil.copyfile
+    monkeypatch.setattr(shutil, "copyfile", lambda src, dst: (on_disk.append(sorted(
+        p.name for p in Path(src).parent.glob("prefix-*.onnx"))), copy(src, dst))[1])  # fmt: skip
     record = _quantize(outlier_cnn, tmp_path / "model.onnx", LeadingFp32(all_int8 + 10, samples=6))
+    assert on_disk[-1] == ["prefix-2.onnx"]  # only the graph that ships is kept, not one per try
     assert record["exclude_leading_convs"] == 2  # conv_a and the outlier conv_b, not conv_c
     assert record["tried"]["0"] < all_int8 + 10 <= record["result_sqnr_db"]
     assert record["tried"]["1"] < all_int8 + 10  # conv_a alone does not fix conv_b's rounding

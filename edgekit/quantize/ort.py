@@ -210,9 +210,17 @@ def _quantize_with_leading_prefix(
     picked, scored = scoring_feeds(feeds, leading, "leading_fp32")
     reference = model_logits(prepared, scored)
 
+    passing: list[int] = []  # the smallest passing prefix so far: each later hit is smaller (ladder, then bisection)
+
     def sqnr_with_prefix(k: int) -> float:
         _quantize_qdq(prepared, built(k), excluded + (_leading_nodes(nodes, k) if k else []), qdq)
-        return sqnr_db(reference, model_logits(built(k), scored))
+        sqnr = sqnr_db(reference, model_logits(built(k), scored))
+        # Keep on disk only the graph that may ship: one INT8 copy of the model at a time, not one per try.
+        for stale in passing if sqnr >= leading.target_sqnr_db else [k]:
+            built(stale).unlink()
+        if sqnr >= leading.target_sqnr_db:
+            passing[:] = [k]
+        return sqnr
 
     found = search_leading_prefix(leading, convolutions, picked, sqnr_with_prefix)
     shutil.copyfile(built(found.chosen), target)  # the graph that was scored, not a re-run of the quantizer

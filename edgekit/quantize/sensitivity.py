@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ExportError
+from edgekit.quantize.prefix_search import LeadingFp32
 
 Feed = dict[str, np.ndarray]
 _WEIGHT_SUFFIX = "_quantized"  # ORT's TENSOR_NAME_QUANT_SUFFIX: the INT8 copy of initializer W is W_quantized
@@ -86,7 +87,9 @@ class Sensitivity:
         }
 
 
-def scoring_feeds(feeds: list[Feed], auto: Any, option: str = "auto_fp32") -> tuple[list[int], list[Feed]]:
+def scoring_feeds(
+    feeds: list[Feed], auto: AutoFp32 | LeadingFp32, option: str = "auto_fp32"
+) -> tuple[list[int], list[Feed]]:
     """A seeded subset (``auto.samples``, drawn with ``auto.seed``) of the calibration inputs, in their original
     order (all when there are few)."""
     if not feeds:
